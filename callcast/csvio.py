@@ -1,0 +1,195 @@
+"""The lake's CSV dialect: exact round trip of database values.
+
+- RFC 4180 quoting, comma, ``\\n`` line ends, UTF-8, a header row.
+- NULL is an unquoted empty field; an empty string is ``""`` (the same as PostgreSQL's ``COPY ... CSV``).
+- Booleans ``true``/``false``; dates ``YYYY-MM-DD``; timestamps ``YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]``;
+  decimals as their exact text.
+
+Python's ``csv`` writer cannot tell NULL from ``''``, so empty strings are written as a NUL marker and
+replaced by ``""`` afterwards (NUL cannot occur in PostgreSQL text and is refused here).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import types as sqltypes
+
+_EMPTY_MARKER = "\x00"
+
+
+def normalize_type(sql_type: sqltypes.TypeEngine) -> str:
+    """A portable type name for the manifest (``integer``, ``decimal(10,2)``, ``timestamp``...)."""
+    if isinstance(sql_type, sqltypes.Boolean):
+        return "boolean"
+    if isinstance(sql_type, sqltypes.BigInteger):
+        return "bigint"
+    if isinstance(sql_type, sqltypes.Integer):
+        return "integer"
+    if isinstance(sql_type, sqltypes.Float):
+        return "float"
+    if isinstance(sql_type, sqltypes.Numeric):
+        if sql_type.precision is not None and sql_type.scale is not None:
+            return f"decimal({sql_type.precision},{sql_type.scale})"
+        return "decimal"
+    if isinstance(sql_type, sqltypes.DateTime):
+        return "timestamp"
+    if isinstance(sql_type, sqltypes.Date):
+        return "date"
+    if isinstance(sql_type, sqltypes.Time):
+        return "time"
+    if isinstance(sql_type, sqltypes.LargeBinary | sqltypes._Binary):
+        return "binary"
+    if isinstance(sql_type, sqltypes.String):
+        return "string"
+    name = type(sql_type).__name__.lower()
+    if "bool" in name or name == "tinyint":
+        return "boolean" if "bool" in name else "integer"
+    return "string"
+
+
+def _bool_column(values: Sequence[Any]) -> list[Any]:
+    return [None if v is None else ("true" if v else "false") for v in values]
+
+
+def _text_column(values: Sequence[Any]) -> list[Any]:
+    out = []
+    for v in values:
+        if v == "":
+            out.append(_EMPTY_MARKER)
+        elif isinstance(v, str) and _EMPTY_MARKER in v:
+            raise ValueError("a text value contains a NUL character, which CSV exports cannot carry")
+        else:
+            out.append(v)
+    return out
+
+
+def _binary_column(values: Sequence[Any]) -> list[Any]:
+    return [None if v is None else "\\x" + bytes(v).hex() for v in values]
+
+
+def _timestamp_column(values: Sequence[Any]) -> list[Any]:
+    # Drivers may return text (SQLite) or datetime objects; str(datetime) is already "YYYY-MM-DD HH:MM:SS".
+    return [v if v is None or isinstance(v, str) else str(v) for v in values]
+
+
+ColumnConverter = Callable[[Sequence[Any]], list[Any]] | None
+
+
+def column_converter(type_name: str) -> ColumnConverter:
+    """How a column's raw driver values become CSV text (None: the csv module's str() is already right)."""
+    if type_name == "boolean":
+        return _bool_column
+    if type_name == "string":
+        return _text_column
+    if type_name == "binary":
+        return _binary_column
+    if type_name == "timestamp":
+        return _timestamp_column
+    return None
+
+
+class RowEncoder:
+    """Encodes batches of driver rows as CSV text in the lake's dialect."""
+
+    def __init__(self, column_types: Sequence[str]) -> None:
+        self.converters = [column_converter(t) for t in column_types]
+        self._needs_columns = any(c is not None for c in self.converters)
+
+    def header(self, names: Sequence[str]) -> str:
+        return self._write([tuple(names)])
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> str:
+        if not rows:
+            return ""
+        if self._needs_columns:
+            columns = list(zip(*rows, strict=True))
+            for index, convert in enumerate(self.converters):
+                if convert is not None:
+                    columns[index] = convert(columns[index])
+            rows = list(zip(*columns, strict=True))
+        return self._write(rows)
+
+    @staticmethod
+    def _write(rows: Iterable[Sequence[Any]]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        text = buffer.getvalue()
+        return text.replace(_EMPTY_MARKER, '""') if _EMPTY_MARKER in text else text
+
+
+def parse_exact(text: str) -> list[list[str | None]]:
+    """Parse lake CSV text keeping NULL (``None``) apart from the empty string (``''``).
+
+    A small state machine: ``csv.reader`` on Python 3.11 cannot tell a quoted empty field from an empty one.
+    """
+    rows: list[list[str | None]] = []
+    row: list[str | None] = []
+    field: list[str] = []
+    quoted = False
+    in_quotes = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if in_quotes:
+            if ch == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    field.append('"')
+                    i += 1
+                else:
+                    in_quotes = False
+            else:
+                field.append(ch)
+        elif ch == '"':
+            in_quotes = True
+            quoted = True
+        elif ch == ",":
+            row.append("".join(field) if (field or quoted) else None)
+            field, quoted = [], False
+        elif ch == "\n" or (ch == "\r" and i + 1 < n and text[i + 1] == "\n"):
+            if ch == "\r":
+                i += 1
+            row.append("".join(field) if (field or quoted) else None)
+            rows.append(row)
+            row, field, quoted = [], [], False
+        else:
+            field.append(ch)
+        i += 1
+    if in_quotes:
+        raise ValueError("CSV text ends inside a quoted field (truncated file?)")
+    if field or quoted or row:
+        row.append("".join(field) if (field or quoted) else None)
+        rows.append(row)
+    return rows
+
+
+def pandas_read_options(columns: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """``pandas.read_csv`` options that type a lake CSV from its manifest's ``columns``.
+
+    Only empty fields are missing values: text such as ``NA`` or ``NULL`` stays text.
+    """
+    dtype: dict[str, Any] = {}
+    parse_dates: list[str] = []
+    for column in columns:
+        name, kind = column["name"], column["type"]
+        if kind in ("integer", "bigint"):
+            dtype[name] = "Int64"
+        elif kind == "float" or kind.startswith("decimal"):
+            dtype[name] = "float64"
+        elif kind == "boolean":
+            dtype[name] = "boolean"
+        elif kind in ("date", "timestamp"):
+            parse_dates.append(name)
+        else:
+            dtype[name] = "string"
+    return {
+        "dtype": dtype,
+        "parse_dates": parse_dates,
+        "keep_default_na": False,
+        "na_values": [""],
+        "true_values": ["true", "t"],
+        "false_values": ["false", "f"],
+    }

@@ -1,0 +1,165 @@
+"""The source database: engines for SQLite, PostgreSQL and MariaDB/MySQL, masked URLs, catalog, clear errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from callcast.errors import ConfigurationError, SourceDatabaseError, TransientError
+
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def parse_url(url: str) -> URL:
+    """Parse a database URL, choosing the bundled driver when none is named."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"Cannot parse the database URL {mask_secrets(url, url)!r}: expected e.g. "
+            "sqlite:///path/file.db or postgresql://user@host:5432/db."
+        ) from exc
+    if parsed.drivername in _DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=_DEFAULT_DRIVERS[parsed.drivername])
+    return parsed
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL without its password, safe for logs, manifests and messages."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    return parsed.render_as_string(hide_password=True)
+
+
+def mask_secrets(text: str, url: str | URL) -> str:
+    """Remove the URL's password from any text (driver messages sometimes echo the DSN)."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+        password = parsed.password
+    except ArgumentError:
+        match = re.search(r"://[^:/@]*:([^@]*)@", str(url))
+        password = match.group(1) if match else None
+    if password:
+        text = text.replace(str(password), "***")
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for the URL; fails with an actionable message when the driver is unknown."""
+    parsed = parse_url(url)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    except NoSuchModuleError as exc:
+        raise ConfigurationError(
+            f"Unsupported database URL scheme {parsed.drivername!r} in {masked_url(parsed)}: "
+            "use sqlite://, postgresql:// or mysql:// (mariadb://)."
+        ) from exc
+
+
+_TRANSIENT_SQLSTATES = {
+    "08000",
+    "08001",
+    "08003",
+    "08004",
+    "08006",
+    "40001",
+    "40P01",
+    "53300",
+    "57P01",
+    "57P03",
+}
+
+
+def explain_database_error(exc: BaseException, url: str | URL) -> SourceDatabaseError:
+    """Turn a driver error into a one-line message that says what to do, with secrets masked."""
+    parsed = url if isinstance(url, URL) else parse_url(str(url))
+    where = masked_url(parsed)
+    raw = mask_secrets(str(getattr(exc, "orig", exc) or exc), parsed).strip().splitlines()
+    detail = raw[0] if raw else type(exc).__name__
+    lowered = " ".join(raw).lower()
+    if "password authentication failed" in lowered or "access denied" in lowered:
+        message = (
+            f"Bad credentials for {where}: the server refused the user/password. "
+            "Check the user and password in CALLCAST_DATABASE_URL."
+        )
+        return SourceDatabaseError(message)
+    if "does not exist" in lowered and "database" in lowered or "unknown database" in lowered:
+        return SourceDatabaseError(
+            f"The database in {where} does not exist ({detail}). Check the database name."
+        )
+    if "unable to open database file" in lowered:
+        return SourceDatabaseError(
+            f"Cannot open the SQLite database {where}: the file or its folder is missing or unreadable. "
+            "Run `make seed` (or `callcast seed`) to build the demo database, or fix CALLCAST_DATABASE_URL."
+        )
+    if (
+        "connection refused" in lowered
+        or "could not connect" in lowered
+        or "can't connect" in lowered
+        or "name or service not known" in lowered
+        or "timeout" in lowered
+    ):
+        return TransientSourceError(
+            f"Cannot reach the database at {where} ({detail}). Is the server running and the host/port right?"
+        )
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return TransientSourceError(f"Transient database error on {where}: {detail}")
+    return SourceDatabaseError(f"Database error on {where}: {detail}")
+
+
+class TransientSourceError(SourceDatabaseError, TransientError):
+    """The database could not be reached or asked us to retry."""
+
+
+def connect_check(engine: Engine) -> None:
+    """Open and close one connection, translating failures."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except (OperationalError, DBAPIError) as exc:
+        raise explain_database_error(exc, engine.url) from exc
+
+
+def list_tables(engine: Engine) -> list[str]:
+    """User tables of the database's catalog, sorted."""
+    try:
+        return sorted(sa.inspect(engine).get_table_names())
+    except (OperationalError, DBAPIError) as exc:
+        raise explain_database_error(exc, engine.url) from exc
+
+
+def resolve_tables(engine: Engine, requested: Sequence[str] | None) -> list[str]:
+    """The tables to export: all of the catalog, or the requested ones after checking they exist."""
+    available = list_tables(engine)
+    if not requested:
+        if not available:
+            raise SourceDatabaseError(
+                f"The database {masked_url(engine.url)} has no tables. Seed it first (`make seed`)."
+            )
+        return available
+    missing = [name for name in requested if name not in available]
+    if missing:
+        raise SourceDatabaseError(
+            f"Table(s) {', '.join(map(repr, missing))} not found in {masked_url(engine.url)}. "
+            f"Available: {', '.join(available) or 'none'}."
+        )
+    return list(requested)
+
+
+def reflect_table(engine: Engine, name: str) -> sa.Table:
+    """The table's definition as the database reports it (names come from the catalog, never from user text)."""
+    try:
+        return sa.Table(name, sa.MetaData(), autoload_with=engine)
+    except sa.exc.NoSuchTableError as exc:
+        raise SourceDatabaseError(f"Table {name!r} not found in {masked_url(engine.url)}.") from exc
+    except (OperationalError, DBAPIError) as exc:
+        raise explain_database_error(exc, engine.url) from exc

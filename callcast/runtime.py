@@ -1,0 +1,54 @@
+"""Small runtime helpers: the code version stamped into outputs, and a logger that follows Prefect runs."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import subprocess
+from importlib import metadata
+
+from callcast.settings import PROJECT_ROOT
+
+
+@functools.cache
+def code_version() -> str:
+    """``<package version>+g<commit>[.dirty]`` when run from a git checkout, else the package version."""
+    try:
+        version = metadata.version("callcast")
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+g{commit}{'.dirty' if dirty else ''}" if commit else version
+
+
+def get_logger(name: str = "callcast") -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow or task run (so lines reach the UI), else a standard logger."""
+    try:
+        from prefect.exceptions import MissingContextError
+        from prefect.logging import get_run_logger
+
+        try:
+            return get_run_logger()
+        except MissingContextError:
+            pass
+    except ImportError:  # pragma: no cover - prefect is a dependency
+        pass
+    return logging.getLogger(name)
