@@ -1,0 +1,207 @@
+"""Prefect tasks of the forecast flow: thin wrappers over ``models.forecasting`` that pass file paths."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models.forecasting.config import ForecastConfig
+from models.forecasting.data import (
+    SeriesFrameSpec,
+    prepare_demo_series,
+    prepare_series,
+    read_sales_csv,
+    write_batches,
+)
+from models.forecasting.engine import FALLBACK_RULES, backtest_batch, forecast_batch
+from models.forecasting.plots import plot_series, representative_series
+from models.forecasting.report import headline_markdown, overall_report, per_series_report
+
+
+def load_demo_history(lake_url: str | None, as_of: date | None) -> tuple[pd.DataFrame, pd.DataFrame, date]:
+    """All committed ``raw/sales`` partitions up to ``as_of`` and the products snapshot of that date."""
+    from callcast.errors import PartitionNotFoundError
+    from callcast.lake import open_lake
+    from callcast.settings import get_settings
+
+    lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
+    dates = [d for d in lake.partitions("raw/sales") if as_of is None or d <= as_of]
+    if not dates:
+        raise PartitionNotFoundError(
+            f"No raw/sales partition in {lake.describe()}: run the export flow first, "
+            "or pass a sales CSV (--csv) to forecast your own data."
+        )
+    sales = pd.concat([lake.read_csv("raw/sales", d, "sales.csv.gz") for d in dates], ignore_index=True)
+    products_date = lake.latest_partition("raw/products", on_or_before=dates[-1])
+    if products_date is None:
+        raise PartitionNotFoundError(f"No raw/products partition in {lake.describe()}: run the export first.")
+    products = lake.read_csv("raw/products", products_date, "products.csv.gz")
+    return sales.drop_duplicates("sale_id", keep="last"), products, dates[-1]
+
+
+@task(name="prepare-series", cache_policy=NO_CACHE)
+def prepare_series_task(
+    work_dir: Path,
+    cfg: ForecastConfig,
+    freq: str,
+    csv_path: str | None = None,
+    spec: SeriesFrameSpec | None = None,
+    lake_url: str | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
+    """Read the history (a user's CSV or the demo lake), make regular series and write batch files."""
+    if csv_path is not None:
+        assert spec is not None
+        frame = prepare_series(read_sales_csv(csv_path, spec), spec, cfg)
+        data_date, source = None, str(csv_path)
+    else:
+        sales, products, data_date = load_demo_history(lake_url, as_of)
+        frame = prepare_demo_series(sales, products, freq, cfg)
+        source = "lake raw/sales"
+    if frame.empty:
+        raise ValueError("No series to forecast: the sales history is empty after preparation.")
+    history = work_dir / "history.parquet"
+    frame.to_parquet(history, index=False)
+    batches = write_batches(frame, work_dir / "batches", cfg.batch_size)
+    return {
+        "history": str(history),
+        "batches": [str(p) for p in batches],
+        "n_series": int(frame["series_id"].nunique()),
+        "first_date": str(frame["date"].min().date()),
+        "last_date": str(frame["date"].max().date()),
+        "data_date": data_date,
+        "source": source,
+    }
+
+
+@task(name="backtest-batch", cache_policy=NO_CACHE, retries=1)
+def backtest_batch_task(batch: str, out_dir: str, cfg: ForecastConfig, freq: str) -> tuple[str, str]:
+    """Rolling-origin backtest of every candidate on one batch of series."""
+    m, c = backtest_batch(Path(batch), Path(out_dir), cfg, freq)
+    return str(m), str(c)
+
+
+@task(name="forecast-batch", cache_policy=NO_CACHE, retries=1)
+def forecast_batch_task(
+    batch: str, choices: str, out_dir: str, cfg: ForecastConfig, freq: str
+) -> tuple[str, str]:
+    """Final fit of the chosen models and the forecast of one batch."""
+    f, p = forecast_batch(Path(batch), Path(choices), Path(out_dir), cfg, freq)
+    return str(f), str(p)
+
+
+@task(name="assemble-outputs", cache_policy=NO_CACHE)
+def assemble_outputs_task(
+    history: str,
+    backtests: list[tuple[str, str]],
+    forecasts: list[tuple[str, str]],
+    out_dir: Path,
+    n_plots: int = 4,
+) -> dict[str, Any]:
+    """Gather batch outputs into forecasts.csv, backtest reports, fitted models and plots."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = pd.concat([pd.read_parquet(m) for m, _ in backtests], ignore_index=True)
+    choices = pd.concat([pd.read_parquet(c) for _, c in backtests], ignore_index=True)
+    fc = pd.concat([pd.read_parquet(f) for f, _ in forecasts], ignore_index=True)
+    fc["date"] = pd.to_datetime(fc["date"]).dt.strftime("%Y-%m-%d")
+    files = {"forecasts.csv": out_dir / "forecasts.csv"}
+    fc.to_csv(files["forecasts.csv"], index=False, float_format="%.4f")
+    series = per_series_report(metrics, choices)
+    overall = overall_report(series)
+    overall["fallback_rules"] = FALLBACK_RULES
+    files["backtest_series.csv"] = out_dir / "backtest_series.csv"
+    series.to_csv(files["backtest_series.csv"], index=False, float_format="%.6g")
+    files["backtest_candidates.csv"] = out_dir / "backtest_candidates.csv"
+    metrics.to_csv(files["backtest_candidates.csv"], index=False, float_format="%.6g")
+    files["backtest.json"] = out_dir / "backtest.json"
+    files["backtest.json"].write_text(json.dumps(overall, indent=2))
+    fitted = [item for _, p in forecasts for item in json.loads(Path(p).read_text())]
+    files["fitted_models.json"] = out_dir / "fitted_models.json"
+    files["fitted_models.json"].write_text(json.dumps(fitted))
+    hist = pd.read_parquet(history)
+    fc_plot = fc.assign(date=pd.to_datetime(fc["date"]))
+    for i, sid in enumerate(representative_series(series, n_plots)):
+        files[f"plot_{i + 1}.png"] = plot_series(hist, fc_plot, sid, out_dir / f"plot_{i + 1}.png")
+    return {
+        "files": {k: str(v) for k, v in files.items()},
+        "overall": overall,
+        "rows": {
+            "forecasts.csv": len(fc),
+            "backtest_series.csv": len(series),
+            "backtest_candidates.csv": len(metrics),
+        },
+        "markdown": headline_markdown(overall),
+    }
+
+
+@task(name="publish-forecasts", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def publish_task(
+    files: dict[str, str], rows: dict[str, int], partition_date: date, lake_url: str | None, manifest: dict
+) -> dict[str, Any]:
+    """Commit the outputs as ``forecasts/dt=YYYY-MM-DD/`` (manifest last)."""
+    from callcast.lake import open_lake
+    from callcast.settings import get_settings
+
+    lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
+    meta = {name: {"rows": n} for name, n in rows.items()}
+    doc = lake.commit_partition(
+        "forecasts", partition_date, {k: Path(v) for k, v in files.items()}, manifest, file_meta=meta
+    )
+    doc["location"] = lake.describe(f"forecasts/dt={partition_date.isoformat()}")
+    return doc
+
+
+@task(name="log-mlflow", cache_policy=NO_CACHE, retries=1)
+def log_mlflow_task(
+    tracking_uri: str, experiment: str, params: dict[str, Any], overall: dict[str, Any], files: dict[str, str]
+) -> str:
+    """One MLflow run per retraining: parameters, backtest metrics, reports, fitted models and plots."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"forecast-{params.get('partition_date')}") as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(
+            {k: float(v) for k, v in overall.items() if isinstance(v, int | float) and pd.notna(v)}
+        )
+        mlflow.log_metrics({f"models_{k}": v for k, v in overall["models"].items()})
+        for name, path in files.items():
+            if name != "forecasts.csv":
+                mlflow.log_artifact(path, artifact_path="plots" if name.endswith(".png") else None)
+        return run.info.run_id
+
+
+def publish_artifacts(markdown: str, files: dict[str, str], location: str) -> None:
+    """Prefect artifacts: the backtest headline table and the plots (embedded PNGs)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        key="forecast-backtest",
+        markdown=markdown + f"\n\nOutputs: `{location}`",
+        description="Forecast backtest",
+    )
+    images = [
+        f"![{name}](data:image/png;base64,{base64.b64encode(Path(p).read_bytes()).decode()})"
+        for name, p in sorted(files.items())
+        if name.endswith(".png")
+    ]
+    if images:
+        create_markdown_artifact(
+            key="forecast-plots",
+            markdown="# Forecasts of representative series\n\n" + "\n\n".join(images),
+            description="History, forecast and 80%/95% intervals",
+        )
+
+
+def elapsed(start: float) -> float:
+    """Seconds since ``start`` (``time.perf_counter``), rounded."""
+    return round(time.perf_counter() - start, 2)
