@@ -1,0 +1,58 @@
+"""Validate the latest (or a given day's) raw export partitions: check results, Data Docs, events, artifact."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from prefect import flow
+
+from callcast.runtime import get_logger
+from callcast.schema import TABLE_NAMES
+from tasks.checks import emit_checks_failed, publish_checks_artifact, validate_partition_task
+
+
+@flow(name="validate-exports")
+def validate_exports(
+    partition_date: date | None = None, tables: list[str] | None = None, lake_url: str | None = None
+) -> dict[str, str]:
+    """Validate each table's partition of ``partition_date`` (default: its latest); returns {table: status}."""
+    from callcast.lake import open_lake
+    from callcast.settings import get_settings
+
+    logger = get_logger()
+    lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
+    statuses: dict[str, str] = {}
+    results = []
+    for table in tables or list(TABLE_NAMES):
+        day = partition_date or lake.latest_partition(f"raw/{table}")
+        if day is None or not lake.has_partition(f"raw/{table}", day):
+            logger.warning(
+                "%s: no committed export partition%s; skipped.", table, f" for {day}" if day else ""
+            )
+            statuses[table] = "missing"
+            continue
+        result = validate_partition_task(table, day, lake_url)
+        if result["status"] == "failed":
+            emit_checks_failed(result)
+        statuses[table] = result["status"]
+        results.append(result)
+    if results:
+        publish_checks_artifact(results)
+    return statuses
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Validate raw export partitions (data checks).")
+    parser.add_argument("--date", type=date.fromisoformat, help="partition date YYYY-MM-DD (default: latest)")
+    parser.add_argument("--tables", nargs="*", help=f"tables (default: all of {', '.join(TABLE_NAMES)})")
+    args = parser.parse_args(argv)
+    statuses = validate_exports(partition_date=args.date, tables=args.tables)
+    for table, status in statuses.items():
+        print(f"{table:<18} {status}")
+    return 1 if "failed" in statuses.values() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
