@@ -25,6 +25,8 @@ def normalize_type(sql_type: sqltypes.TypeEngine) -> str:
     """A portable type name for the manifest (``integer``, ``decimal(10,2)``, ``timestamp``...)."""
     if isinstance(sql_type, sqltypes.Boolean):
         return "boolean"
+    if type(sql_type).__name__ == "TINYINT" and getattr(sql_type, "display_width", None) == 1:
+        return "boolean"  # MySQL/MariaDB spell BOOLEAN as TINYINT(1)
     if isinstance(sql_type, sqltypes.BigInteger):
         return "bigint"
     if isinstance(sql_type, sqltypes.Integer):

@@ -137,10 +137,11 @@ def list_tables(engine: Engine) -> list[str]:
         raise explain_database_error(exc, engine.url) from exc
 
 
-def resolve_tables(engine: Engine, requested: Sequence[str] | None) -> list[str]:
-    """The tables to export: all of the catalog, or the requested ones after checking they exist."""
+def resolve_tables(engine: Engine, requested: Sequence[str] | None, exclude: Sequence[str] = ()) -> list[str]:
+    """The tables to export: the catalog's (less ``exclude``), or the requested ones after checking they exist."""
     available = list_tables(engine)
     if not requested:
+        available = [name for name in available if name not in exclude]
         if not available:
             raise SourceDatabaseError(
                 f"The database {masked_url(engine.url)} has no tables. Seed it first (`make seed`)."

@@ -25,6 +25,9 @@ class ExportSettings(BaseSettings):
     tables: list[str] | None = Field(
         default=None, description="Tables to export; default: every table in the database catalog."
     )
+    exclude: list[str] = Field(
+        default=["demo_state"], description="Catalog tables never exported by default (bookkeeping tables)."
+    )
     incremental: dict[str, str] = Field(
         default={"sales": "sale_id", "campaign_contacts": "updated_at"},
         description="Append-only tables exported by watermark: table -> watermark column. Others are snapshots.",

@@ -113,12 +113,24 @@ class LocalStorage:
         return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        self._prune(path.parent)
 
     def move(self, src: str, dst: str) -> None:
-        target = self._path(dst)
+        source, target = self._path(src), self._path(dst)
         self._ensure_dir(target.parent)
-        os.replace(self._path(src), target)
+        os.replace(source, target)
+        self._prune(source.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove empty folders left behind, up to the lake root (object stores have no folders)."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
 
     def local_path(self, key: str) -> Path:
         """The file behind a key (local backend only: lets readers skip a copy)."""

@@ -37,3 +37,121 @@ def callcast_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("CALLCAST_") and name != "CALLCAST_HOME":
             monkeypatch.delenv(name, raising=False)
     return home
+
+
+# -- real services ----------------------------------------------------------------------------------
+PG_ADMIN_URL = os.environ.get("CALLCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_ADMIN_URL = os.environ.get("CALLCAST_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fresh_database(admin_url: str, kind: str) -> Iterator[str]:
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"callcast_t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    quote = '"' if kind == "postgresql" else "`"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {quote}{name}{quote}")
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        sa.create_engine(url).dispose()
+        with admin.connect() as conn:
+            if kind == "postgresql":
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the local server (dropped afterwards)."""
+    yield from _fresh_database(PG_ADMIN_URL, "postgresql")
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database on the local server (dropped afterwards)."""
+    yield from _fresh_database(MARIADB_ADMIN_URL, "mysql")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Azurite blob endpoint on 127.0.0.1 (in memory); yields its connection string."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        if shutil.which("npm") is None:
+            pytest.fail("Azurite is missing and npm is not installed: run `npm ci` in the project root.")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROJECT_ROOT, check=True)
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("azurite")
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--silent",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("Azurite did not start on 127.0.0.1")
+            time.sleep(0.2)
+    connection_string = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    try:
+        yield connection_string
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def azure_container(azurite: str) -> str:
+    """A new, empty container in Azurite; returns its name."""
+    import uuid
+
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"lake-{uuid.uuid4().hex[:12]}"
+    with BlobServiceClient.from_connection_string(azurite) as client:
+        client.create_container(name)
+    return name
