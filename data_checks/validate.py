@@ -140,7 +140,8 @@ class _Aggregator:
                 elif name in self.config.sensitive_columns:
                     row[str(name)] = "***"
                 else:
-                    row[str(name)] = value.item() if isinstance(value, np.generic) else value
+                    value = value.item() if isinstance(value, np.generic) else value
+                    row[str(name)] = int(value) if isinstance(value, float) and value.is_integer() else value
             self.samples.append(row)
             taken += 1
         self.sampled[reason] = taken
