@@ -205,7 +205,7 @@ class _Params:
         cats = list(_CATEGORIES)
         cat_idx = np.array([cats.index(c) for c in products["category"]])
         store_size = rng.lognormal(0.0, 0.35, cfg.n_stores)
-        popularity = rng.lognormal(0.6, 0.6, cfg.n_products)
+        popularity = rng.lognormal(1.0, 0.7, cfg.n_products)
         intermittent = rng.random(cfg.n_products) < cfg.intermittent_share
         sparse_rate = rng.uniform(0.05, 0.4, cfg.n_products)
         base = np.outer(store_size, np.where(intermittent, 1.0, popularity))

@@ -38,6 +38,9 @@ class ForecastConfig(BaseModel):
     fourier_yearly: int = Field(4, ge=0, description="yearly Fourier pairs in SARIMAX (0 = none)")
     fourier_weekly: int = Field(3, ge=0, le=3, description="weekly Fourier pairs in SARIMAX (daily data)")
     sarimax_order: tuple[int, int, int] = (1, 0, 0)
+    sarimax_fit: Literal["two_step", "mle"] = Field(
+        "two_step", description="ARMA parameters from the OLS residuals (fast) or full maximum likelihood"
+    )
     nonnegative: bool = Field(True, description="clip forecasts and intervals at 0 (sales are counts)")
     batch_size: int = Field(100, ge=1, description="series per batch file / mapped task")
 

@@ -97,7 +97,7 @@ def prepare_series(
     bounds["end"] = last
     if spans is not None:
         sp = spans.set_index("series_id")[["start", "end"]].reindex(bounds.index)
-        bounds["start"] = pd.to_datetime(sp["start"]).fillna(bounds["start"])
+        bounds["start"] = pd.to_datetime(sp["start"]).fillna(bounds["start"]).clip(lower=work["date"].min())
         bounds["end"] = pd.to_datetime(sp["end"]).fillna(bounds["end"]).clip(upper=last)
     # Align each start to the data's grid (weekly data keep their weekday).
     offset = ((bounds["start"] - last) % step) if spec.freq == "W" else pd.Timedelta(0)
