@@ -6,6 +6,7 @@ Nothing is read at import time: call :func:`get_settings` when a value is needed
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,10 @@ class ExportSettings(BaseSettings):
     gzip_level: int = Field(default=1, ge=1, le=9, description="gzip level of the CSV files (1 = fastest).")
     fetch_rows: int = Field(
         default=50_000, ge=1_000, description="Rows per fetch on the generic streaming path."
+    )
+    postgres_client: Literal["auto", "psql", "driver"] = Field(
+        default="auto",
+        description="PostgreSQL COPY through psql (C speed, same snapshot) when on PATH, or through the driver.",
     )
     retries: int = Field(default=3, ge=0, description="Retries of a table export on transient errors.")
     retry_delay_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each time.")
