@@ -8,8 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from data_checks.config import ChecksConfig
+from models.forecasting.config import ForecastConfig
+from models.propensity.config import PropensityConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +49,35 @@ class ExportSettings(BaseSettings):
     retry_delay_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each time.")
 
 
+class ScoringSettings(BaseModel):
+    """Who gets called and how the call list is cut; nested under ``CALLCAST_SCORING__*``."""
+
+    capacity: int | None = Field(
+        default=500, ge=1, description="Calls the team can make per day (list length)."
+    )
+    cooloff_days: int = Field(default=30, ge=0, description="Skip customers contacted within this many days.")
+    chunk_rows: int = Field(
+        default=200_000, ge=1_000, description="Customers scored per chunk (bounded memory)."
+    )
+    fallback_to_last_good: bool = Field(
+        default=False, description="Use the last validated partition when the latest one is quarantined."
+    )
+
+
+class ApiSettings(BaseModel):
+    """The HTTP scoring endpoint; nested under ``CALLCAST_API__*``."""
+
+    host: str = Field(
+        default="127.0.0.1", description="Bind address; beyond loopback an API key is required."
+    )
+    port: int = Field(default=8765, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        default=None, description="Required in the X-API-Key header off loopback."
+    )
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024, description="Largest accepted request body.")
+    reload_seconds: float = Field(default=5.0, ge=0.5, description="How often to look for a new champion.")
+
+
 class Settings(BaseSettings):
     """callcast configuration. Defaults are the embedded ones (SQLite + a local lake under ``.callcast/``)."""
 
@@ -78,6 +111,11 @@ class Settings(BaseSettings):
     dask_workers: int = Field(default=2, ge=1, description="Workers of the local Dask cluster.")
     seed: int = Field(default=20260101, description="Seed of the demo data generator.")
     export: ExportSettings = Field(default_factory=ExportSettings)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    propensity: PropensityConfig = Field(default_factory=PropensityConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("home")
     @classmethod
