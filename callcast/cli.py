@@ -126,6 +126,72 @@ def _cmd_export(args: argparse.Namespace) -> None:
         )
 
 
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from callcast.database import make_engine
+    from callcast.demo.database import build_demo_database
+    from callcast.runtime import ensure_prefect_api
+    from callcast.settings import get_settings
+
+    settings = get_settings()
+    url = settings.resolved_database_url()
+    database_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if args.reseed or (database_file is not None and not database_file.exists()):
+        if database_file is not None:
+            database_file.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[1/6] Building the demo company database ({args.size}) ...", flush=True)
+        engine = make_engine(url)
+        build_demo_database(engine, size=args.size, seed=settings.seed,
+                            on_progress=lambda line: print("      " + line, flush=True))
+        engine.dispose()
+    else:
+        print("[1/6] Demo database already there (use --reseed to rebuild it)", flush=True)
+    print("[2/6] Starting a local Prefect API (runs stay visible in `make server`) ...", flush=True)
+    ensure_prefect_api()
+    from flows.pipeline import daily_pipeline
+
+    print("[3-6] export -> checks -> train + promotion gate -> call list -> forecasts", flush=True)
+    summary = daily_pipeline(partition_date=args.date, profile=args.profile, capacity=args.capacity)
+    print(render_demo_summary(summary, settings))
+
+
+def render_demo_summary(summary: dict, settings) -> str:
+    """The few lines a person reads at the end of `make demo`."""
+    lake = settings.resolved_lake_url()
+    day = summary["partition_date"]
+    lines = ["", "=" * 78, f"callcast demo — partition {day}", "=" * 78]
+    exported = ", ".join(f"{t} {v['rows']:,}" for t, v in summary["export"].items())
+    lines += [f"Export     {lake}/raw/<table>/dt={day}/   ({exported} rows)"]
+    checks = ", ".join(f"{t}: {s}" for t, s in summary["checks"].items())
+    lines += [f"Checks     {lake}/checks/<table>/dt={day}/result.json   ({checks})"]
+    model = summary.get("model")
+    if model:
+        h = model["headline"]
+        verdict = "promoted to champion" if model["promoted"] else "kept as challenger"
+        lines += [
+            f"Model      propensity {model['version']} ({model.get('candidate', '')}) {verdict}",
+            f"           holdout ROC AUC {h['roc_auc']:.3f}; top 20% of calls reach {h['gains_at_20']:.0%} of buyers; "
+            f"Brier {h['brier']:.4f} vs base rate {h['base_rate_brier']:.4f}",
+            f"           card: {model.get('registry', lake + '/registry/propensity')}",
+        ]
+    call_list = summary.get("call_list")
+    if call_list:
+        lines += [f"Call list  {call_list['path']}   ({call_list['rows']:,} customers, model "
+                  f"{call_list['model_version']})",
+                  f"           expected sales {call_list['expected_sales']:.1f} vs {call_list['random_expected']:.1f} "
+                  "calling the same number at random"]
+        for row in call_list.get("head", [])[:5]:
+            lines.append(f"           #{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  "
+                         f"{row['reasons']}")
+    forecast = summary.get("forecast")
+    if forecast:
+        lines += [f"Forecasts  {forecast['location']}   ({forecast['n_series']} series, {forecast['horizon']} days ahead)",
+                  f"           backtest WMAE {forecast['wmae']:.3f} vs seasonal naive {forecast['naive_wmae']:.3f} "
+                  f"({forecast['wmae_improvement']:.1%} better)"]
+    lines += ["Prefect UI `make server` then http://127.0.0.1:4200 (runs, artifacts); MLflow: "
+              f"{settings.resolved_mlflow_uri()}", "=" * 78]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcast", description="callcast: batch ML for phone sales.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,12 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--lake", help="lake directory or az://container/prefix")
     export.set_defaults(handler=_cmd_export)
+
+    demo = commands.add_parser("demo", help="seed if needed, then run the whole daily pipeline and summarise")
+    demo.add_argument("--reseed", action="store_true", help="rebuild the demo database first")
+    demo.add_argument("--size", default="demo", help="demo database size when (re)seeding")
+    demo.add_argument("--profile", default="quick", choices=["quick", "full"], help="model search profile")
+    demo.add_argument("--capacity", type=int, default=None, help="calls the team can make (list length)")
+    demo.add_argument("--date", type=date.fromisoformat, default=None, help="partition date (default: today)")
+    demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "urllib3", "alembic", "azure"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return run_reporting_errors(lambda: args.handler(args))
 
 

@@ -52,3 +52,22 @@ def get_logger(name: str = "callcast") -> logging.Logger | logging.LoggerAdapter
     except ImportError:  # pragma: no cover - prefect is a dependency
         pass
     return logging.getLogger(name)
+
+
+def ensure_prefect_api() -> None:
+    """Without a configured Prefect API, start one local server (SQLite under PREFECT_HOME) for this process.
+
+    Dask worker processes inherit ``PREFECT_API_URL`` and report to the same server instead of each starting
+    an ephemeral one; runs stay in the database that `make server` shows.
+    """
+    import os
+
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url or os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    os.environ["PREFECT_API_URL"] = server.api_url

@@ -1,0 +1,59 @@
+"""The main job: export → validate → train/promote → score → forecast, as one parent flow.
+
+Each step is its own flow (a subflow run here, a deployment of its own in ``prefect.yaml``). A step that
+finds quarantined data stops the job with the check's message; nothing downstream reads bad data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from prefect import flow
+
+from callcast.errors import CallcastError
+from callcast.runtime import get_logger
+from flows.export import daily_export
+from flows.forecast import forecast_sales
+from flows.score import score_call_list
+from flows.train_propensity import train_propensity
+from flows.validate import validate_exports
+
+
+class QuarantineStop(CallcastError):
+    """Validation failed for a table the rest of the job needs."""
+
+
+@flow(name="daily-pipeline", log_prints=True)
+def daily_pipeline(
+    partition_date: date | None = None,
+    profile: str = "quick",
+    capacity: int | None = None,
+    train: bool = True,
+    forecast: bool = True,
+) -> dict[str, Any]:
+    """Run the whole day: export, checks, (re)training with the promotion gate, call list, forecasts."""
+    logger = get_logger()
+    day = partition_date or datetime.now(UTC).date()
+    summary: dict[str, Any] = {"partition_date": day.isoformat()}
+
+    manifests = daily_export(partition_date=day)
+    summary["export"] = {m["table"]: {"rows": m["rows"], "mode": m["mode"]} for m in manifests}
+
+    statuses = validate_exports(partition_date=day, tables=[m["table"] for m in manifests])
+    summary["checks"] = statuses
+    failed = sorted(table for table, status in statuses.items() if status == "failed")
+    if failed:
+        raise QuarantineStop(
+            f"Data checks failed for {', '.join(failed)} on {day}: the partitions are quarantined, so training, "
+            f"scoring and forecasting did not run. Read checks/<table>/dt={day}/result.json, fix the source, "
+            "then rerun the export and this job."
+        )
+
+    if train:
+        summary["model"] = train_propensity(profile=profile)
+    summary["call_list"] = score_call_list(partition_date=day, capacity=capacity)
+    if forecast:
+        summary["forecast"] = forecast_sales()
+    logger.info("Daily pipeline for %s finished", day)
+    return summary
