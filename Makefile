@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: help venv node seed demo export validate train score forecast serve-api server test test-unit lint format bench clean
+.PHONY: help venv node seed demo export server deploy worker serve-api test test-unit lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,16 @@ export: venv ## Run the daily export now (DATE=YYYY-MM-DD optional)
 
 server: venv ## Start the Prefect UI/API on http://127.0.0.1:4200 (same database as the demo runs)
 	.venv/bin/prefect server start --host 127.0.0.1
+
+deploy: venv ## Register every deployment of prefect.yaml (needs `make server` running)
+	PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect work-pool create callcast-local --type process --overwrite
+	CALLCAST_PROJECT_DIR=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect --no-prompt deploy --all
+
+worker: venv ## Run the deployments' flows on this machine (process worker of the callcast-local pool)
+	CALLCAST_PROJECT_DIR=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect worker start --pool callcast-local
+
+serve-api: venv ## Serve the champion over HTTP on 127.0.0.1:8765 (CALLCAST_API__* to change)
+	$(PY) -m callcast.api
 
 test: venv node ## Run every test (unit, data, flow, integration on real services)
 	$(PY) -m pytest
