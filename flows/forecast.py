@@ -173,6 +173,7 @@ def forecast_sales(
         "wmae": ov["wmae"], "naive_wmae": ov["naive_wmae"], "wmae_improvement": ov["wmae_improvement"],
         "mase": ov["mase"], "naive_mase": ov["naive_mase"], "mase_improvement": ov["mase_improvement"],
         "mlflow_run_id": run_id,
+        "task_runner": type(runner).__name__,
         "timings_s": {"prepare": t_prep, "backtest": par["backtest_s"], "forecast": par["forecast_s"],
                       "total": elapsed(t0)},
     }  # fmt: skip

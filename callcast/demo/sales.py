@@ -176,7 +176,8 @@ def make_products(cfg: SalesSimConfig) -> pd.DataFrame:
     disc_offset = rng.integers(max(1, span // 3), span + 1, n)
     launched_on = [cfg.start + timedelta(days=int(o)) for o in launch_offset]
     discontinued_on = [
-        cfg.start + timedelta(days=int(o)) if d else None for o, d in zip(disc_offset, discontinued, strict=True)
+        cfg.start + timedelta(days=int(o)) if d else None
+        for o, d in zip(disc_offset, discontinued, strict=True)
     ]
     names = [
         f"{_BRANDS[int(b)]} {cats[c].title()} {int(v)}"

@@ -83,15 +83,15 @@ def zero(s: SeriesInput) -> Forecast:
 
 
 def ets(s: SeriesInput, cfg: ForecastConfig) -> Forecast:
-    """Additive Holt-Winters ETS(A,Ad,A) with heuristic initial states (fast, needs 2 seasons)."""
+    """Additive Holt-Winters ETS(A,Ad,A) (trend per config) with heuristic initial states (needs 2 seasons)."""
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     h, n = len(s.future_dates), s.y.size
     model = ETSModel(
         pd.Series(s.y),
         error="add",
-        trend="add",
-        damped_trend=cfg.ets_damped,
+        trend=None if cfg.ets_trend == "none" else "add",
+        damped_trend=cfg.ets_trend == "damped",
         seasonal="add",
         seasonal_periods=s.season,
         initialization_method="heuristic",
@@ -136,9 +136,14 @@ def fourier_terms(dates: pd.DatetimeIndex, period_days: float, pairs: int) -> np
 
 
 def sarimax_design(s: SeriesInput, cfg: ForecastConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Exogenous design: constant, Fourier seasonality and the non-constant regressors."""
+    """Exogenous design: constant, optional linear trend, Fourier seasonality, non-constant regressors."""
     n = s.y.size
     blocks_h, blocks_f, names = [np.ones((n, 1))], [np.ones((len(s.future_dates), 1))], ["const"]
+    if cfg.sarimax_trend:
+        scale = 365.25 / (1 if s.freq == "D" else 7)  # slope per year
+        blocks_h.append((np.arange(n)[:, None] - n) / scale)
+        blocks_f.append(np.arange(len(s.future_dates))[:, None] / scale)
+        names.append("trend")
     if s.freq == "D" and cfg.fourier_weekly:
         blocks_h.append(fourier_terms(s.dates, 7.0, cfg.fourier_weekly))
         blocks_f.append(fourier_terms(s.future_dates, 7.0, cfg.fourier_weekly))

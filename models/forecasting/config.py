@@ -32,12 +32,15 @@ class ForecastConfig(BaseModel):
         0.5, ge=0, le=1, description="above this share of zero periods a series is intermittent"
     )
     mean_window: int | None = Field(None, ge=1, description="periods of the 'mean' baseline; None = 28 / 13")
-    ets_damped: bool = Field(True, description="damped additive trend in the seasonal ETS candidate")
+    ets_trend: Literal["none", "add", "damped"] = Field(
+        "none", description="trend of the seasonal ETS candidate (additive error and season)"
+    )
     stl_seasonal: int = Field(7, ge=3, description="STL seasonal smoother length (odd)")
     stl_seasonal_deg: int = Field(0, ge=0, le=1, description="STL seasonal LOESS degree (0 = constant)")
     fourier_yearly: int = Field(4, ge=0, description="yearly Fourier pairs in SARIMAX (0 = none)")
     fourier_weekly: int = Field(3, ge=0, le=3, description="weekly Fourier pairs in SARIMAX (daily data)")
     sarimax_order: tuple[int, int, int] = (1, 0, 0)
+    sarimax_trend: bool = Field(True, description="linear time trend among the SARIMAX regressors")
     sarimax_fit: Literal["two_step", "mle"] = Field(
         "two_step", description="ARMA parameters from the OLS residuals (fast) or full maximum likelihood"
     )

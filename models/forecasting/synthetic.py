@@ -45,7 +45,6 @@ def make_weekly_retail(
     """
     rng = np.random.default_rng(seed)
     n_depts = 70
-    n_stores = int(np.ceil(n_series / n_depts))
     dates = pd.date_range(pd.Timestamp(start), periods=n_weeks, freq="7D")
     holiday = retail_holiday_weeks(dates)
     t = np.arange(n_weeks)
