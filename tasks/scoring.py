@@ -159,11 +159,17 @@ def scoring_rows(records: pd.DataFrame, context: Mapping[str, Any]) -> pd.DataFr
     ``records`` holds the customer columns and the history columns (:data:`HISTORY_COLUMNS`; missing values
     mean never contacted). The batch flow and the HTTP endpoint both build rows here, so they agree.
     """
-    out = pd.DataFrame(index=records.index)
-    out["customer_id"] = records["customer_id"].astype("int64").to_numpy() if "customer_id" in records else 0
+    n = len(records)
+    cols: dict[str, Any] = {
+        "customer_id": (
+            records["customer_id"].astype("int64").to_numpy()
+            if "customer_id" in records
+            else np.zeros(n, "int64")
+        )
+    }
     for column in CUSTOMER_COLUMNS[1:]:
         values = records[column]
-        out[column] = (
+        cols[column] = (
             pd.to_numeric(values).astype("int64").to_numpy()
             if column in ("age", "balance")
             else values.astype(object).to_numpy()
@@ -171,13 +177,17 @@ def scoring_rows(records: pd.DataFrame, context: Mapping[str, Any]) -> pd.DataFr
     for column in HISTORY_COLUMNS:
         values = records[column] if column in records else pd.Series(np.nan, index=records.index)
         values = values.astype(object).where(values.notna(), NEVER_CONTACTED[column])
-        out[column] = pd.to_numeric(values).astype("int64") if column in ("campaign", "previous") else values
-    out["contact_date"] = pd.Timestamp(context["call_date"])
-    out["day"] = int(context["day"])
-    out["month"] = str(context["month"])
-    out["ctx_volume_7d"] = float(context["ctx_volume_7d"])
-    out["ctx_rate_90d"] = float(context["ctx_rate_90d"])
-    return out
+        cols[column] = (
+            pd.to_numeric(values).astype("int64").to_numpy()
+            if column in ("campaign", "previous")
+            else values.to_numpy()
+        )
+    cols["contact_date"] = np.full(n, np.datetime64(context["call_date"], "ns"))
+    cols["day"] = np.full(n, int(context["day"]), dtype="int64")
+    cols["month"] = np.full(n, str(context["month"]), dtype=object)
+    cols["ctx_volume_7d"] = np.full(n, float(context["ctx_volume_7d"]))
+    cols["ctx_rate_90d"] = np.full(n, float(context["ctx_rate_90d"]))
+    return pd.DataFrame(cols, index=records.index)
 
 
 # -- scoring, ranking, deciles ---------------------------------------------------------------------------
