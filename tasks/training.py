@@ -165,6 +165,7 @@ def register_and_gate(
             {
                 "name": c.name,
                 "cv_auc": c.cv_auc,
+                "recent_fold_auc": c.recent_fold_auc,
                 "behaviour_passed": c.behaviour_passed,
                 **{k: c.holdout[k] for k in ("roc_auc", "pr_auc", "brier", "gains_at_20")},
             }
