@@ -19,9 +19,10 @@ METRIC_COLUMNS = ["series_id", "model", "folds", "points", "abs_err_w", "weight"
 FALLBACK_RULES = (
     "all-zero history -> 'zero' (forecast 0); "
     "negative values -> 'snaive' (seasonal naive; 'mean' if shorter than one season); "
-    "shorter than min_history (2 seasons + folds x horizon) -> 'snaive' ('mean' if shorter than one season); "
     "intermittent (share of zero periods above intermittent_zero_share) -> 'mean' of the last mean_window "
-    "periods; any other series -> the candidate with the lowest backtest WMAE (seasonal naive included)."
+    "periods; shorter than min_history (2 seasons + folds x horizon) -> 'snaive' ('mean' if shorter than one "
+    "season); any other series -> the candidate with the lowest backtest WMAE (seasonal naive included). "
+    "Forecasts and intervals are clipped at 0 unless the history has negative values."
 )
 
 
@@ -48,11 +49,11 @@ def plan_series(s: Series, cfg: ForecastConfig, freq: str) -> Plan:
         return Plan(["zero"], "all-zero history", True)
     if np.any(s.y < 0):
         return Plan(["snaive" if n >= m else "mean"], "negative values", True)
-    if n < cfg.min_history(freq):
-        return Plan(["snaive" if n >= m else "mean"], f"short history ({n} < {cfg.min_history(freq)})", True)
     zero_share = float(np.mean(s.y == 0))
     if zero_share > cfg.intermittent_zero_share:
         return Plan(["mean"], f"intermittent ({zero_share:.0%} zero periods)", True)
+    if n < cfg.min_history(freq):
+        return Plan(["snaive" if n >= m else "mean"], f"short history ({n} < {cfg.min_history(freq)})", True)
     return Plan(["snaive", *cfg.candidates], "lowest backtest WMAE", False)
 
 
@@ -76,6 +77,7 @@ def backtest_series(s: Series, cfg: ForecastConfig, freq: str) -> tuple[list[dic
     h, m, n = cfg.horizon_for(freq), cfg.season(freq), s.y.size
     models = list(dict.fromkeys(plan.models + ["snaive"]))
     folds = min(cfg.folds, max(0, (n - m) // h))
+    clip = cfg.nonnegative and not np.any(s.y < 0)
     rows: list[dict] = []
     for model in models:
         acc = {"abs_err_w": 0.0, "weight": 0.0, "mase": [], "smape": [], "points": 0}
@@ -83,7 +85,7 @@ def backtest_series(s: Series, cfg: ForecastConfig, freq: str) -> tuple[list[dic
             for k in range(folds, 0, -1):
                 end = n - k * h
                 fc = fit_forecast(model, s.input(end, h, freq, cfg), cfg)
-                pred = np.maximum(fc.mean, 0.0) if cfg.nonnegative else fc.mean
+                pred = np.maximum(fc.mean, 0.0) if clip else fc.mean
                 actual = s.y[end : end + h]
                 w = _weights(s, slice(end, end + h), cfg)
                 acc["abs_err_w"] += float(np.sum(w * np.abs(actual - pred)))
@@ -166,7 +168,7 @@ def _forecast_all(
         except Exception:  # noqa: BLE001 - documented fallback
             model = "snaive" if s.y.size >= m else "mean"
             fc = fit_forecast(model, inp, cfg)
-        iv = fc.intervals(cfg.nonnegative)
+        iv = fc.intervals(cfg.nonnegative and not np.any(s.y < 0))
         out.append(pd.DataFrame({"series_id": s.series_id, "date": inp.future_dates, **iv, "model": model}))
         fitted.append({"series_id": s.series_id, "model": model, "params": fc.params})
 

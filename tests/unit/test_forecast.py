@@ -96,8 +96,9 @@ def test_fallback_rules() -> None:
     regular = 100 + 30 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 3, n)
     sparse = np.where(rng.random(n) < 0.8, 0.0, rng.poisson(4, n))
     negative = regular - 150 * (rng.random(n) < 0.1)
+    negative[n - 50] = -40.0  # a week of returns inside the season the forecast repeats
     frame = weekly_frame({"zero": np.zeros(n), "short": regular[:60], "tiny": regular[:20], "sparse": sparse,
-                          "negative": negative, "regular": regular})  # fmt: skip
+                          "negative": negative, "regular": regular, "short_sparse": sparse[:50]})  # fmt: skip
     fc, choices = run(frame)
     got = choices["model"].to_dict()
     assert got["zero"] == "zero" and choices.loc["zero", "reason"] == "all-zero history"
@@ -105,6 +106,7 @@ def test_fallback_rules() -> None:
     assert got["tiny"] == "mean"  # shorter than one season
     assert got["sparse"] == "mean" and choices.loc["sparse", "reason"].startswith("intermittent")
     assert got["negative"] == "snaive" and choices.loc["negative", "reason"] == "negative values"
+    assert got["short_sparse"] == "mean"  # intermittent wins over short
     assert (
         got["regular"] in {"ets", "stl_ets", "sarimax", "snaive"} and not choices.loc["regular", "fallback"]
     )
@@ -112,6 +114,9 @@ def test_fallback_rules() -> None:
     assert (by.get_group("zero")[["forecast", "hi95"]] == 0).all().all()
     assert np.allclose(by.get_group("tiny")["forecast"], regular[:20][-13:].mean())
     assert np.allclose(by.get_group("short")["forecast"], regular[:60][-52:-39])
+    neg_hist = negative[-52:-39]
+    assert neg_hist.min() < 0
+    assert np.allclose(by.get_group("negative")["forecast"], neg_hist)  # returns are not clipped away
     assert set(fc["model"]) == set(got.values())  # the output says which model each series got
 
 
