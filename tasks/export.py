@@ -295,14 +295,27 @@ def _stream_generic(
 ) -> int:
     encoder = RowEncoder([normalize_type(c.type) for c in table.c])
     writer.write(encoder.header(table.c.keys()).encode())
-    result = conn.execution_options(stream_results=True, yield_per=fetch_rows).execute(
-        _light_select(table, where)
+    # A plain DBAPI cursor keeps per-row Row objects off the hot path; the statement's few values (the
+    # watermark bounds) are rendered by the dialect's literal processors, identifiers quoted by it.
+    sql = str(
+        _light_select(table, where).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
     )
+    driver = conn.connection.driver_connection
+    if conn.dialect.name in ("mysql", "mariadb"):
+        import pymysql.cursors
+
+        cursor = driver.cursor(pymysql.cursors.SSCursor)  # unbuffered: streams from the server
+    else:
+        cursor = driver.cursor()
     rows = 0
-    for batch in result.partitions(fetch_rows):
-        writer.write(encoder.encode(batch).encode("utf-8"))
-        rows += len(batch)
-        progress(rows)
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(fetch_rows):
+            writer.write(encoder.encode(batch).encode("utf-8"))
+            rows += len(batch)
+            progress(rows)
+    finally:
+        cursor.close()
     return rows
 
 
