@@ -225,6 +225,10 @@ def rank_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def top_rows(frame: pd.DataFrame, keep: int | None) -> pd.DataFrame:
     """The ``keep`` best rows of ``frame`` by the list order (all rows when ``keep`` is None)."""
+    if keep is not None and len(frame) > keep:
+        p = frame["probability"].to_numpy(dtype=float)
+        kth = np.partition(p, len(p) - keep)[len(p) - keep]  # the keep-th largest probability
+        frame = frame.loc[p >= kth]  # ties at the threshold stay in, so the id tie-break still holds
     ranked = rank_frame(frame)
     return ranked if keep is None else ranked.head(keep)
 
