@@ -1,0 +1,143 @@
+"""The lake's CSV dialect and commit protocol, on tiny inputs (no services)."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+
+from callcast.csvio import RowEncoder, pandas_read_options, parse_exact
+from callcast.errors import PartitionNotFoundError, StorageError
+from callcast.lake import MANIFEST_NAME, Lake
+from callcast.storage import LocalStorage
+
+ALPHABET = ["a", "Z", " ", ",", '"', "\n", "\r\n", "'", "é", "東", "📞", "\\", ";", "\t"]
+
+
+def _random_text(rng: random.Random) -> str | None:
+    roll = rng.random()
+    if roll < 0.15:
+        return None
+    if roll < 0.3:
+        return ""
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 12)))
+
+
+def test_random_text_round_trips_with_null_apart_from_empty():
+    rng = random.Random(7)
+    rows = [(i, _random_text(rng), _random_text(rng)) for i in range(2000)]
+    encoder = RowEncoder(["integer", "string", "string"])
+    text = encoder.header(["id", "a", "b"]) + encoder.encode(rows)
+    parsed = parse_exact(text)
+    assert parsed[0] == ["id", "a", "b"]
+    assert [(int(r[0]), r[1], r[2]) for r in parsed[1:]] == rows
+
+
+def test_types_are_written_in_the_lake_dialect():
+    encoder = RowEncoder(["boolean", "timestamp", "date", "decimal(10,2)", "float", "binary"])
+    text = encoder.encode(
+        [
+            (
+                True,
+                datetime(2024, 2, 29, 1, 2, 3, 450000),
+                date(2024, 2, 29),
+                Decimal("10.50"),
+                0.1,
+                b"\x00\xff",
+            ),
+            (False, "2024-01-01 00:00:00", "2024-01-01", Decimal("-1"), 1e-7, None),
+            (None, None, None, None, None, None),
+        ]
+    )
+    assert text.splitlines() == [
+        "true,2024-02-29 01:02:03.450000,2024-02-29,10.50,0.1,\\x00ff",
+        "false,2024-01-01 00:00:00,2024-01-01,-1,1e-07,",
+        ",,,,,",
+    ]
+
+
+def test_nul_in_text_is_refused_rather_than_corrupted():
+    with pytest.raises(ValueError, match="NUL character"):
+        RowEncoder(["string"]).encode([("a\x00b",)])
+
+
+def test_truncated_quoted_field_is_reported():
+    with pytest.raises(ValueError, match="truncated"):
+        parse_exact('1,"never closed\n')
+
+
+def test_pandas_options_keep_na_text_and_type_columns(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "t.csv"
+    path.write_text('id,name,flag,day,amount\n1,NA,true,2024-01-01,1.50\n2,,false,,\n3,"",,2024-01-03,2\n')
+    columns = [
+        {"name": "id", "type": "integer"},
+        {"name": "name", "type": "string"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "day", "type": "date"},
+        {"name": "amount", "type": "decimal(10,2)"},
+    ]
+    frame = pd.read_csv(path, **pandas_read_options(columns))
+    assert frame["name"].iloc[0] == "NA"  # a customer called "NA" is not a missing value
+    assert frame["flag"].tolist()[:2] == [True, False] and pd.isna(frame["flag"].iloc[2])
+    assert str(frame["id"].dtype) == "Int64" and frame["amount"].iloc[0] == 1.5
+    assert pd.api.types.is_datetime64_any_dtype(frame["day"])
+
+
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_commit_writes_manifest_last_with_file_hashes(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    data = _write(tmp_path, "t.csv", "a\n1\n")
+    manifest = lake.commit_partition("raw/t", date(2026, 1, 2), {"t.csv": data}, {"table": "t", "rows": 1})
+    stored = json.loads((tmp_path / "lake/raw/t/dt=2026-01-02" / MANIFEST_NAME).read_text())
+    assert stored == manifest
+    assert stored["files"][0]["bytes"] == 4 and len(stored["files"][0]["sha256"]) == 64
+    assert stored["partition_date"] == "2026-01-02" and "finished_at" in stored
+    assert lake.partitions("raw/t") == [date(2026, 1, 2)]
+    assert not (tmp_path / "lake/raw/t/_staging").exists()
+
+
+def test_partition_without_manifest_is_invisible(tmp_path):
+    storage = LocalStorage(tmp_path / "lake")
+    storage.put_bytes("raw/t/dt=2026-01-01/t.csv", b"a\n")  # a crashed writer's leftovers
+    lake = Lake(storage)
+    assert lake.partitions("raw/t") == [] and lake.latest_partition("raw/t") is None
+    with pytest.raises(PartitionNotFoundError, match="Run the export"):
+        lake.read_manifest("raw/t", date(2026, 1, 1))
+
+
+def test_rerun_replaces_files_and_removes_stale_ones(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    day = date(2026, 1, 1)
+    lake.commit_partition(
+        "out", day, {"a.csv": _write(tmp_path, "a.csv", "old"), "b.csv": _write(tmp_path, "b.csv", "old")}, {}
+    )
+    lake.commit_partition("out", day, {"a.csv": _write(tmp_path, "a2.csv", "new")}, {})
+    assert sorted(p.name for p in (tmp_path / "lake/out/dt=2026-01-01").iterdir()) == [
+        "_manifest.json",
+        "a.csv",
+    ]
+    assert (tmp_path / "lake/out/dt=2026-01-01/a.csv").read_text() == "new"
+
+
+def test_storage_refuses_keys_that_escape_the_lake(tmp_path):
+    with pytest.raises(StorageError, match="'..' is not allowed"):
+        LocalStorage(tmp_path).put_bytes("../outside", b"x")
+
+
+def test_latest_partition_on_or_before(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    for day in (1, 5, 9):
+        lake.commit_partition("p", date(2026, 1, day), {"x": _write(tmp_path, "x", str(day))}, {})
+    assert lake.latest_partition("p") == date(2026, 1, 9)
+    assert lake.latest_partition("p", on_or_before=date(2026, 1, 6)) == date(2026, 1, 5)
+    assert lake.latest_partition("p", on_or_before=date(2025, 12, 31)) is None
