@@ -84,6 +84,14 @@ def make_chunks(n: int, chunk_rows: int, workdir: Path) -> list[str]:
     return paths
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM; not inherited from a parent like ru_maxrss can be)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _score_with(model_path: str, chunk: str, keep: int) -> int:
     from tasks.scoring import score_chunk_file
 
@@ -98,7 +106,7 @@ def run_single(model_path: str, chunks: list[str], keep: int) -> None:
     t0 = time.perf_counter()
     rows = sum(_score_with(model_path, c, keep) for c in chunks)
     seconds = time.perf_counter() - t0
-    print(rows, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(rows, seconds, peak_rss_mib())
 
 
 def run_dask(model_path: str, chunks: list[str], keep: int, workers: int) -> tuple[int, float, float]:
@@ -122,7 +130,7 @@ def run_dask(model_path: str, chunks: list[str], keep: int, workers: int) -> tup
             rows = sum(client.gather(client.map(_score_with, [model_path] * len(chunks), chunks,
                                                 [keep] * len(chunks), pure=False)))  # fmt: skip
             seconds = time.perf_counter() - t0
-            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            peaks = client.run(peak_rss_mib)
     return rows, seconds, max(peaks.values())
 
 
