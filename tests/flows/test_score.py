@@ -63,9 +63,16 @@ def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(prefect_harness
 
     summary = score_call_list(capacity=200)
     listed = pd.read_csv(summary["path"], keep_default_na=False)
-    assert list(
-        listed.columns
-    ) == ["rank", "customer_id", "name", "phone", "probability", "decile", "reasons", "model_version"]
+    assert list(listed.columns) == [
+        "rank",
+        "customer_id",
+        "name",
+        "phone",
+        "probability",
+        "decile",
+        "reasons",
+        "model_version",
+    ]
     assert len(listed) == summary["rows"] == 200
     assert listed["rank"].tolist() == list(range(1, 201))
     assert listed["probability"].is_monotonic_decreasing and (listed["model_version"] == "v0001").all()
