@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: help venv node seed demo export server deploy worker serve-api test test-unit lint format bench clean
+.PHONY: help venv node seed demo export score forecast server deploy worker serve-api test test-unit lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,12 @@ demo: venv ## Set up and run the main job end to end on embedded defaults, then 
 
 export: venv ## Run the daily export now (DATE=YYYY-MM-DD optional)
 	.venv/bin/callcast export $(if $(DATE),--date $(DATE))
+
+score: venv ## Build today's call list from the champion (CAPACITY=N optional)
+	$(PY) -m flows.score $(if $(CAPACITY),--capacity $(CAPACITY))
+
+forecast: venv ## Forecast the demo sales (or CSV=path ID_COLS=a,b DATE_COL=.. VALUE_COL=.. FREQ=W for your own)
+	$(PY) -m flows.forecast $(if $(CSV),--csv $(CSV) --id-cols $(ID_COLS) --date-col $(DATE_COL) --value-col $(VALUE_COL) --freq $(or $(FREQ),W))
 
 server: venv ## Start the Prefect UI/API on http://127.0.0.1:4200 (same database as the demo runs)
 	.venv/bin/prefect server start --host 127.0.0.1
