@@ -49,7 +49,7 @@ def make_task_runner(address: str | None, workers: int):
             "n_workers": workers,
             "threads_per_worker": 1,
             "processes": True,
-            "dashboard_address": None,
+            "dashboard_address": ":0",
             "silence_logs": logging.ERROR,
         },
     )

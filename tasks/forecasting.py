@@ -59,7 +59,8 @@ def prepare_series_task(
 ) -> dict[str, Any]:
     """Read the history (a user's CSV or the demo lake), make regular series and write batch files."""
     if csv_path is not None:
-        assert spec is not None
+        if spec is None:
+            raise ValueError("A sales CSV needs its column names (id columns, date, value).")
         frame = prepare_series(read_sales_csv(csv_path, spec), spec, cfg)
         data_date, source = None, str(csv_path)
     else:

@@ -74,7 +74,10 @@ def prepare_series(
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(f"columns {missing} not in the sales data (has {list(df.columns)})")
-    work = pd.DataFrame({"series_id": df[spec.id_cols].astype(str).agg("/".join, axis=1)})
+    sid = df[spec.id_cols[0]].astype(str)
+    for col in spec.id_cols[1:]:
+        sid = sid + "/" + df[col].astype(str)
+    work = pd.DataFrame({"series_id": sid.to_numpy(dtype=object)})
     try:
         work["date"] = pd.to_datetime(df[spec.date_col]).dt.normalize().to_numpy()
     except (ValueError, TypeError) as exc:
@@ -85,10 +88,10 @@ def prepare_series(
     for r in spec.regressors:
         work[r] = _to_bool_float(df[r]).to_numpy()
     step = pd.Timedelta(days=1 if spec.freq == "D" else 7)
-    if spec.freq == "W" and work["date"].dt.weekday.nunique() > 1:
+    if spec.freq == "W" and work["date"].dt.day_of_week.nunique() > 1:
         # Daily rows asked for weekly: sum into Monday-starting weeks, dropping an unfinished last week.
         last_day = work["date"].max()
-        work["date"] = work["date"] - pd.to_timedelta(work["date"].dt.weekday, unit="D")
+        work["date"] = work["date"] - pd.to_timedelta(work["date"].dt.day_of_week, unit="D")
         work = work[work["date"] + pd.Timedelta(days=6) <= last_day]
     agg = {"y": "sum", **{r: "max" for r in spec.regressors}}
     work = work.groupby(["series_id", "date"], sort=True).agg(agg).reset_index()

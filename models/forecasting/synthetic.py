@@ -48,7 +48,7 @@ def make_weekly_retail(
     dates = pd.date_range(pd.Timestamp(start), periods=n_weeks, freq="7D")
     holiday = retail_holiday_weeks(dates)
     t = np.arange(n_weeks)
-    doy = dates.dayofyear.to_numpy()
+    doy = dates.day_of_year.to_numpy()
     dept_amp = rng.gamma(2.0, 0.08, (n_depts, 3))
     dept_phase = rng.uniform(0, 2 * np.pi, (n_depts, 3))
     dept_xmas = rng.gamma(2.0, 0.15, n_depts)

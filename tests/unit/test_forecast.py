@@ -186,7 +186,7 @@ def test_daily_rows_asked_weekly_are_summed_into_whole_weeks() -> None:
     df = pd.DataFrame({"id": "x", "day": dates, "v": 1.0})
     frame = prepare_series(df, SeriesFrameSpec(["id"], "day", "v", [], "W"))
     assert frame["y"].eq(7.0).all()  # the unfinished last week is dropped
-    assert frame["date"].dt.weekday.eq(0).all() and len(frame) == 10
+    assert frame["date"].dt.day_of_week.eq(0).all() and len(frame) == 10
 
 
 def test_future_holidays_repeat_last_year() -> None:

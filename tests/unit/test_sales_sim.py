@@ -93,7 +93,7 @@ def test_holidays_promotions_and_weekends_lift_demand(sales: pd.DataFrame) -> No
     assert (
         daily[daily["is_holiday"]]["quantity"].mean() > 1.2 * daily[~daily["is_holiday"]]["quantity"].mean()
     )
-    weekday = pd.to_datetime(daily["sale_date"]).dt.weekday
+    weekday = pd.to_datetime(daily["sale_date"]).dt.day_of_week
     assert daily[weekday == 5]["quantity"].mean() > daily[weekday == 1]["quantity"].mean()
 
 
