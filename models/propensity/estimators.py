@@ -9,7 +9,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from models.propensity.config import Candidate, FeatureSet, PropensityConfig
 from models.propensity.features import BankFeatures, LeakageGuard
@@ -88,20 +88,25 @@ def make_estimator(kind: str, seed: int, n_jobs: int = 1):
     raise ValueError(f"unknown estimator {kind!r}: use logreg, random_forest or hist_gb")
 
 
-def make_encoder(kind: str, feature_set: FeatureSet) -> ColumnTransformer:
-    """One-hot + scaling for the linear model; ordinal codes for trees (unseen categories -> -1 / ignored)."""
+def make_encoder(kind: str, feature_set: FeatureSet):
+    """The step after :class:`BankFeatures` (categorical codes first, then numerics).
+
+    Linear model: one-hot of the codes (codes unseen in fit are ignored) + median-imputed, scaled numerics.
+    Random forest: median imputation of missing numerics. Histogram boosting: nothing (``"passthrough"``); it
+    reads the codes as native categoricals (-1 = missing) and handles missing numerics itself.
+    """
     if kind == "logreg":
         cat = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
         num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    else:
-        cat = OrdinalEncoder(
-            handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=np.float64
+        return ColumnTransformer(
+            [("cat", cat, list(feature_set.categorical)), ("num", num, list(feature_set.numeric))],
+            verbose_feature_names_out=False,
         )
-        num = SimpleImputer(strategy="median")
-    return ColumnTransformer(
-        [("cat", cat, list(feature_set.categorical)), ("num", num, list(feature_set.numeric))],
-        verbose_feature_names_out=False,
-    )
+    if kind == "random_forest":
+        return SimpleImputer(strategy="median", keep_empty_features=True)
+    if kind == "hist_gb":
+        return "passthrough"
+    raise ValueError(f"unknown estimator {kind!r}: use logreg, random_forest or hist_gb")
 
 
 def build_pipeline(candidate: Candidate, config: PropensityConfig, calibrated: bool = True) -> Pipeline:

@@ -147,48 +147,84 @@ def add_context_features(
 # -- derived columns and the transformer ---------------------------------------------------------------
 
 
+def feature_values(frame: pd.DataFrame, name: str) -> np.ndarray | pd.Series:
+    """One feature's values for every row: the raw column (as it is) or the derived one (vectorised)."""
+    if name in _DERIVED:
+        return _DERIVED[name](frame)
+    if name in frame.columns:
+        return frame[name]
+    raise KeyError(f"feature {name!r} is neither an input column nor a known derived feature")
+
+
 def derive_columns(frame: pd.DataFrame, wanted: Iterable[str]) -> pd.DataFrame:
     """The ``wanted`` columns, raw or derived, as a new frame (vectorised; no row loops)."""
-    out: dict[str, object] = {}
-    for name in wanted:
-        if name in frame.columns and name not in _DERIVED:
-            out[name] = frame[name].to_numpy(dtype=object)
-        elif name in _DERIVED:
-            out[name] = _DERIVED[name](frame)
-        else:
-            raise KeyError(f"feature {name!r} is neither an input column nor a known derived feature")
+    out = {name: np.asarray(feature_values(frame, name), dtype=object) for name in wanted}
     return pd.DataFrame(out, index=frame.index)
 
 
 def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
-    return pd.to_numeric(frame[col], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    """A column as float64 (NaN = missing or not a number); no copy through object dtype for numeric columns."""
+    values = frame[col]
+    if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+        values = pd.to_numeric(values.astype(object), errors="coerce")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _lookup(values, table: dict[str, float], default: float = np.nan) -> np.ndarray:
+    """Map each value through ``table`` by its lower-cased string form; only distinct values are looked up."""
+    codes, uniques = pd.factorize(values)
+    mapped = np.array([table.get(str(u).lower(), default) for u in uniques] + [default], dtype=np.float64)
+    return mapped[codes]  # code -1 (missing) picks the trailing default
 
 
 def _month_angle(frame: pd.DataFrame) -> np.ndarray:
-    idx = frame["month"].astype(str).str.lower().map(_MONTH_INDEX).to_numpy(dtype=float)
-    return 2 * np.pi * idx / 12  # NaN for an unknown month -> imputed later
+    idx = _lookup(frame["month"], _MONTH_INDEX)
+    return 2 * np.pi * idx / 12  # NaN for an unknown month: imputed (linear, forest) or native (boosting)
+
+
+def _age_band(frame: pd.DataFrame) -> pd.Categorical:
+    age = _num(frame, "age")
+    band = np.searchsorted(np.asarray(AGE_BANDS, dtype=np.float64), age, side="right") - 1
+    band[~((age >= AGE_BANDS[0]) & (age < AGE_BANDS[-1]))] = -1  # NaN or out of range -> missing
+    return pd.Categorical.from_codes(band, categories=list(AGE_BAND_LABELS))
+
+
+def _logit_rate(frame: pd.DataFrame) -> np.ndarray:
+    rate = np.clip(_num(frame, "ctx_rate_90d"), 1e-4, 1 - 1e-4)
+    return np.log(rate / (1 - rate))
+
+
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 _DERIVED = {
-    "balance_slog": lambda f: np.sign(_num(f, "balance")) * np.log1p(np.abs(_num(f, "balance"))),
+    "balance_slog": lambda f: _signed_log(_num(f, "balance")),
     "campaign_log": lambda f: np.log1p(np.clip(_num(f, "campaign"), 0, None)),
     "previous_log": lambda f: np.log1p(np.clip(_num(f, "previous"), 0, None)),
-    "prev_success": lambda f: (f["poutcome"].astype(str) == "success").to_numpy(dtype=float),
+    "prev_success": lambda f: _lookup(f["poutcome"], {"success": 1.0}, default=0.0),
     "month_sin": lambda f: np.sin(_month_angle(f)),
     "month_cos": lambda f: np.cos(_month_angle(f)),
-    "age_band": lambda f: np.asarray(
-        pd.cut(_num(f, "age"), AGE_BANDS, right=False, labels=AGE_BAND_LABELS).astype(str), dtype=object
-    ),
+    "age_band": _age_band,
     "ctx_volume_7d_log": lambda f: np.log1p(_num(f, "ctx_volume_7d")),
-    "ctx_rate_90d_logit": lambda f: np.log(
-        np.clip(_num(f, "ctx_rate_90d"), 1e-4, 1 - 1e-4)
-        / (1 - np.clip(_num(f, "ctx_rate_90d"), 1e-4, 1 - 1e-4))
-    ),
+    "ctx_rate_90d_logit": _logit_rate,
 }
 
 
+def _category_codes(values, categories: pd.Index) -> np.ndarray:
+    """Position of each value's string form in ``categories``; -1 for a missing or unseen value."""
+    codes, uniques = pd.factorize(values)
+    lookup = np.append(categories.get_indexer(np.asarray(uniques, dtype=object).astype(str)), -1)
+    return lookup[codes]  # code -1 (missing) picks the trailing -1
+
+
 class BankFeatures(TransformerMixin, BaseEstimator):
-    """Select and derive one feature set's columns; categoricals as strings, numerics as floats."""
+    """Select and derive one feature set's columns as one float matrix (a DataFrame over a C-ordered array).
+
+    Categoricals become integer codes of the categories seen in ``fit`` (sorted; -1 = unseen or missing),
+    numerics float64 (NaN = missing). The categories are fixed at fit, so transforming costs one hash of the
+    distinct values per column and no object-dtype copy of the rows.
+    """
 
     def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = ()) -> None:
         self.categorical = categorical
@@ -197,16 +233,35 @@ class BankFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None) -> BankFeatures:
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
+        self.categories_ = []
+        for name in self.categorical:
+            uniques = pd.unique(pd.Series(feature_values(X, name)).dropna())
+            self.categories_.append(np.unique(np.asarray(uniques, dtype=object).astype(str)).astype(object))
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        cats = derive_columns(X, self.categorical)
-        nums = derive_columns(X, self.numeric)
-        out = pd.concat(
-            [cats.astype(str).astype(object), nums.apply(pd.to_numeric, errors="coerce").astype(float)],
-            axis=1,
+        if not hasattr(self, "categories_"):
+            return self._string_frame(X)
+        n_cat = len(self.categorical)
+        out = np.empty((len(X), n_cat + len(self.numeric)), dtype=np.float64)
+        for j, (name, categories) in enumerate(zip(self.categorical, self.categories_, strict=True)):
+            out[:, j] = _category_codes(feature_values(X, name), pd.Index(categories))
+        for j, name in enumerate(self.numeric, start=n_cat):
+            values = feature_values(X, name)
+            out[:, j] = _num(X, name) if isinstance(values, pd.Series) else values
+        return pd.DataFrame(out, columns=self.get_feature_names_out(), index=X.index, copy=False)
+
+    def _string_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Output of models pickled before ``categories_`` existed: string categoricals for their own encoder."""
+        cats = derive_columns(X, self.categorical).astype(str).astype(object)
+        nums = pd.DataFrame(
+            {
+                name: np.asarray(pd.to_numeric(feature_values(X, name), errors="coerce"), dtype=float)
+                for name in self.numeric
+            },
+            index=X.index,
         )
-        return out
+        return pd.concat([cats, nums], axis=1)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray([*self.categorical, *self.numeric], dtype=object)

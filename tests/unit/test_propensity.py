@@ -188,3 +188,26 @@ def test_reasons_describe_the_customer_truthfully(table):
             assert row.contact == "cellular"
     success = rows.index[rows["poutcome"] == "success"]
     assert len(success) and all("previous campaign succeeded" in reasons[i] for i in success)
+
+
+def test_feature_matrix_fixes_categories_at_fit_and_ignores_input_dtypes(table):
+    from models.propensity.features import BankFeatures
+
+    fs = PropensityConfig().feature_sets["engineered"]
+    step = BankFeatures(categorical=fs.categorical, numeric=fs.numeric).fit(table)
+    assert list(step.categories_[fs.categorical.index("job")]) == sorted(table["job"].astype(str).unique())
+    rows = table.tail(300).reset_index(drop=True)
+    matrix = step.transform(rows)
+    assert list(matrix.columns) == [*fs.categorical, *fs.numeric] and matrix.dtypes.eq(float).all()
+    # the scorer builds object-dtype frames; the UCI reader gives pandas strings: same matrix either way
+    as_object = rows.astype({c: object for c in fs.categorical if c in rows})
+    pd.testing.assert_frame_equal(step.transform(as_object), matrix)
+    odd = rows.head(3).assign(
+        job=["astronaut", None, "student"], month=["smarch", "MAY", "may"], age=[17, 95, None]
+    )
+    coded = step.transform(odd)
+    assert coded["job"].tolist()[:2] == [-1, -1]  # unseen and missing categories
+    assert coded["job"].iloc[2] == list(step.categories_[0]).index("student")
+    assert np.isnan(coded["month_sin"].iloc[0]) and coded["month_sin"].iloc[1] == coded["month_sin"].iloc[2]
+    bands = list(step.categories_[fs.categorical.index("age_band")])
+    assert coded["age_band"].tolist() == [bands.index("<25"), bands.index("60+"), -1]
