@@ -71,3 +71,28 @@ def ensure_prefect_api() -> None:
     server = SubprocessASGIServer()
     server.start(timeout=120)
     os.environ["PREFECT_API_URL"] = server.api_url
+
+
+def dask_task_runner(address: str | None, workers: int):
+    """prefect-dask's ``DaskTaskRunner`` on ``address``, or on a local cluster of ``workers`` processes.
+
+    ``workers <= 0`` without an address runs the tasks in-process, one at a time (no cluster).
+    """
+    if workers <= 0 and not address:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "silence_logs": logging.ERROR,
+        },
+    )

@@ -9,7 +9,6 @@ batch files on a Dask cluster → map the final fit/forecast → assemble → lo
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import time
 import uuid
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, unmapped
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from callcast.runtime import dask_task_runner, ensure_prefect_api
 from models.forecasting.config import ForecastConfig
 from models.forecasting.data import SeriesFrameSpec
 from models.forecasting.engine import FORECAST_COLUMNS
@@ -33,26 +32,6 @@ from tasks.forecasting import (
     publish_artifacts,
     publish_task,
 )
-
-
-def make_task_runner(address: str | None, workers: int):
-    """A DaskTaskRunner on ``address``, or on a local cluster of ``workers`` processes (0 = in-process)."""
-    if workers <= 0 and not address:
-        return ThreadPoolTaskRunner(max_workers=1)
-    from prefect_dask import DaskTaskRunner
-
-    if address:
-        return DaskTaskRunner(address=address)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": ":0",
-            "silence_logs": logging.ERROR,
-        },
-    )
 
 
 @flow(name="forecast-series")
@@ -136,7 +115,7 @@ def forecast_sales(
     t_prep = elapsed(t0)
     workers = settings.dask_workers if dask_workers is None else dask_workers
     address = dask_address or settings.dask_address
-    runner = make_task_runner(address, workers)
+    runner = dask_task_runner(address, workers)
     par = forecast_series.with_options(task_runner=runner)(prep["batches"], str(run_dir), cfg, freq)
     log.info("Backtest %.1f s, final fit + forecast %.1f s", par["backtest_s"], par["forecast_s"])
 
@@ -182,25 +161,6 @@ def forecast_sales(
         prep["n_series"], doc["location"], ov["wmae"], ov["naive_wmae"], 100 * ov["wmae_improvement"],
     )  # fmt: skip
     return summary
-
-
-def ensure_prefect_api() -> None:
-    """Without a configured Prefect API, start one local server and export its URL for Dask workers.
-
-    Each Dask worker process would otherwise start its own ephemeral server (slow, and invisible to the
-    flow's UI). A script calls this before the flow; a deployment or test harness already has an API.
-    """
-    import os
-
-    from prefect.settings import get_current_settings
-
-    if get_current_settings().api.url or os.environ.get("PREFECT_API_URL"):
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start(timeout=120)
-    os.environ["PREFECT_API_URL"] = server.api_url
 
 
 def _csv_list(text: str | None) -> list[str]:

@@ -7,7 +7,6 @@ commit call_lists/dt=YYYY-MM-DD/ and the latest copy``. Tasks exchange file path
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 from datetime import date
 from typing import Any
@@ -15,32 +14,13 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from callcast.runtime import dask_task_runner
 from tasks.scoring import (
     build_call_list_task,
     prepare_chunks_task,
     resolve_champion_task,
     score_chunk_task,
 )
-
-
-def make_task_runner(use_dask: bool, address: str | None, workers: int):
-    """Dask on ``address`` or on a local cluster of ``workers`` processes; else one thread (in-process)."""
-    if not use_dask:
-        return ThreadPoolTaskRunner(max_workers=1)
-    from prefect_dask import DaskTaskRunner
-
-    if address:
-        return DaskTaskRunner(address=address)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": None,
-            "silence_logs": logging.ERROR,
-        },
-    )
 
 
 @flow(name="score-chunks")
@@ -81,7 +61,11 @@ def score_call_list(
         prepared = prepare_chunks_task(
             workdir, partition_date, call_date, cooloff, cfg.chunk_rows, cfg.fallback_to_last_good, lake_url
         )
-        runner = make_task_runner(use_dask, settings.dask_address, settings.dask_workers)
+        runner = (
+            dask_task_runner(settings.dask_address, settings.dask_workers)
+            if use_dask
+            else ThreadPoolTaskRunner(max_workers=1)
+        )
         scored = score_chunks.with_options(task_runner=runner)(
             prepared["chunks"], champion["version"], capacity, lake_url
         )
@@ -136,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         import pandas as pd
 
         if a.dask:
-            from flows.forecast import ensure_prefect_api
+            from callcast.runtime import ensure_prefect_api
 
             ensure_prefect_api()  # Dask workers report to one API instead of starting their own
         s = score_call_list(
