@@ -79,11 +79,22 @@ def make_estimator(kind: str, seed: int, n_jobs: int = 1):
         return LogisticRegression(C=0.1, max_iter=2000)
     if kind == "random_forest":
         return RandomForestClassifier(
-            n_estimators=150, min_samples_leaf=30, max_features=0.5, random_state=seed, n_jobs=n_jobs
+            n_estimators=80,
+            max_depth=12,
+            min_samples_leaf=30,
+            max_features=0.5,
+            max_samples=0.5,
+            random_state=seed,
+            n_jobs=n_jobs,
         )
     if kind == "hist_gb":
         return HistGradientBoostingClassifier(
-            random_state=seed, early_stopping=False, categorical_features=None
+            max_iter=100,
+            early_stopping=True,
+            validation_fraction=0.1,
+            n_iter_no_change=10,
+            random_state=seed,
+            categorical_features=None,
         )
     raise ValueError(f"unknown estimator {kind!r}: use logreg, random_forest or hist_gb")
 

@@ -13,6 +13,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ParameterSampler
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from models.propensity.config import Candidate, Profile, PropensityConfig
 from models.propensity.estimators import build_pipeline, set_model_params
@@ -134,9 +135,18 @@ def train_propensity_model(
     profile: Profile = "quick",
     log: Callable[[str], None] | None = None,
 ) -> TrainingResult:
-    """Search, fit and evaluate every candidate of ``profile``; choose by the most recent CV fold's AUC."""
+    """Search, fit and evaluate every candidate of ``profile``; choose by the most recent CV fold's AUC.
+
+    Runs with ``config.threads`` OpenMP/BLAS threads (forests still use ``config.n_jobs`` joblib threads).
+    """
     config = config or PropensityConfig()
-    log = log or (lambda message: None)
+    with threadpool_limits(limits=config.threads):
+        return _train_all(table, config, profile, log or (lambda message: None))
+
+
+def _train_all(
+    table: pd.DataFrame, config: PropensityConfig, profile: Profile, log: Callable[[str], None]
+) -> TrainingResult:
     started = time.perf_counter()
     dates = pd.to_datetime(table["contact_date"])
     y = table["y"].to_numpy(dtype=int)
