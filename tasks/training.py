@@ -30,6 +30,13 @@ def _lake(lake_url: str | None) -> Lake:
     return open_lake(get_settings(lake_url=lake_url) if lake_url else get_settings())
 
 
+def _config() -> PropensityConfig:
+    """The propensity section of the settings (``CALLCAST_PROPENSITY__...``), read now."""
+    from callcast.settings import get_settings
+
+    return get_settings().propensity
+
+
 def read_validated_inputs(
     lake: Lake, as_of: date | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
@@ -78,7 +85,7 @@ def build_training_table_task(
     workdir: str, as_of: date | None = None, lake_url: str | None = None
 ) -> dict[str, Any]:
     """Training table from the validated exports, saved as a pickle in ``workdir``; returns path + lineage."""
-    config = PropensityConfig()
+    config = _config()
     customers, contacts, inputs = read_validated_inputs(_lake(lake_url), as_of)
     table = build_training_table(
         customers, contacts, as_of, config.context_rate_prior, config.context_rate_prior_weight
@@ -98,7 +105,7 @@ def build_training_table_task(
 def train_candidates_task(table_path: str, profile: Profile = "quick") -> str:
     """Search, fit and evaluate every candidate; the result is pickled next to the table."""
     log = get_logger()
-    result = train_propensity_model(pd.read_pickle(table_path), PropensityConfig(), profile, log=log.info)
+    result = train_propensity_model(pd.read_pickle(table_path), _config(), profile, log=log.info)
     path = Path(table_path).with_name("training_result.pkl")
     path.write_bytes(pickle.dumps(result))
     return str(path)
@@ -233,6 +240,4 @@ def register_and_gate_task(
     result: TrainingResult = pickle.loads(Path(result_path).read_bytes())
     table = pd.read_pickle(table_path)
     holdout_inputs = table.tail(len(result.holdout_y)).reset_index(drop=True)
-    return register_and_gate(
-        _lake(lake_url), result, holdout_inputs, inputs, PropensityConfig(), tracking_uri
-    )
+    return register_and_gate(_lake(lake_url), result, holdout_inputs, inputs, _config(), tracking_uri)

@@ -211,3 +211,19 @@ def test_feature_matrix_fixes_categories_at_fit_and_ignores_input_dtypes(table):
     assert np.isnan(coded["month_sin"].iloc[0]) and coded["month_sin"].iloc[1] == coded["month_sin"].iloc[2]
     bands = list(step.categories_[fs.categorical.index("age_band")])
     assert coded["age_band"].tolist() == [bands.index("<25"), bands.index("60+"), -1]
+
+
+def test_training_tasks_read_the_propensity_section_of_the_settings(monkeypatch):
+    from tasks.training import _config
+
+    monkeypatch.setenv("CALLCAST_PROPENSITY__SEED", "42")
+    monkeypatch.setenv("CALLCAST_PROPENSITY__SEARCH_ITERATIONS", '{"quick": 1, "full": 3}')
+    config = _config()
+    assert config.seed == 42 and config.search_iterations == {"quick": 1, "full": 3}
+    assert {c.estimator for c in config.candidates_for("quick")} == {"logreg", "random_forest", "hist_gb"}
+
+
+def test_default_grids_cap_boosting_at_100_trees_for_scoring_speed():
+    for candidate in PropensityConfig().candidates:
+        if candidate.estimator == "hist_gb":
+            assert max(candidate.grid["model__max_iter"]) <= 100, candidate.name
