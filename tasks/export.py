@@ -224,10 +224,11 @@ def _conninfo(url: sa.URL) -> str:
 
 def _copy_postgres_psql(
     conn: Connection, table: sa.Table, where, writer: GzipHashWriter, progress, psql: str
-) -> int:
+) -> tuple[int, int]:
     """COPY through ``psql`` in the same snapshot as our transaction (``SET TRANSACTION SNAPSHOT``).
 
-    psql moves rows in C, like the baseline tools; the data arrives on a pipe in large blocks.
+    psql moves rows in C, like the baseline tools; the data arrives on a pipe in large blocks, pumped by a
+    thread while our own connection counts the slice in the same snapshot. Returns (rows copied, rows counted).
     """
     snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
     select = _postgres_copy_select(conn, table, where).compile(
@@ -255,15 +256,29 @@ def _copy_postgres_psql(
         env=env,
     )
     os.close(write_fd)
+    pump_error: list[BaseException] = []
+
+    def pump() -> None:
+        received = 0
+        try:
+            while block := os.read(read_fd, 1 << 20):
+                writer.write(block)
+                received += len(block)
+                progress(received)
+        except BaseException as exc:  # re-raised below, after psql has finished
+            pump_error.append(exc)
+            while os.read(read_fd, 1 << 20):  # drain so psql can exit
+                pass
+
+    pumping = threading.Thread(target=pump, name="copy-pump", daemon=True)
     try:
         process.stdin.write(script.encode())
         process.stdin.close()
-        received = 0
-        while block := os.read(read_fd, 1 << 20):
-            writer.write(block)
-            received += len(block)
-            progress(received)
+        pumping.start()
+        expected = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
     finally:
+        if pumping.ident is not None:  # started
+            pumping.join()
         os.close(read_fd)
     out, err = process.stdout.read(), process.stderr.read()  # a few lines: COPY tags or an error
     if process.wait() != 0:
@@ -271,10 +286,12 @@ def _copy_postgres_psql(
         raise SourceDatabaseError(
             f"psql COPY of {table.name!r} failed: {detail[-1] if detail else 'no message'}"
         )
+    if pump_error:
+        raise pump_error[0]
     match = re.search(rb"^COPY (\d+)$", out, re.MULTILINE)
     if not match:
         raise SourceDatabaseError(f"psql COPY of {table.name!r} reported no row count: {out[-200:]!r}")
-    return int(match.group(1))
+    return int(match.group(1)), expected
 
 
 def resolve_pg_client(choice: str) -> str | None:
@@ -346,7 +363,7 @@ def write_table_csv(
         with engine.connect().execution_options(**options) as conn, conn.begin():
             export_slice = plan_slice(conn, lake, table, partition_date, watermark_column)
             where = export_slice.where(table)
-            expected = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+            count = sa.select(sa.func.count()).select_from(table).where(*where)
             writer = GzipHashWriter(out_path, gzip_level or 1, compress=gzip_level is not None)
             last_report = [started]
 
@@ -356,14 +373,15 @@ def write_table_csv(
                     last_report[0] = now
                     on_progress(count, now - started)
 
-            if engine.dialect.name == "postgresql":
-                psql = resolve_pg_client(postgres_client)
-                if psql:
-                    rows = _copy_postgres_psql(conn, table, where, writer, progress, psql)
-                else:
-                    rows = _copy_postgres(conn, table, where, writer, progress)
+            psql = resolve_pg_client(postgres_client) if engine.dialect.name == "postgresql" else None
+            if psql:
+                rows, expected = _copy_postgres_psql(conn, table, where, writer, progress, psql)
             else:
-                rows = _stream_generic(conn, table, where, writer, fetch_rows, progress)
+                expected = conn.execute(count).scalar_one()
+                if engine.dialect.name == "postgresql":
+                    rows = _copy_postgres(conn, table, where, writer, progress)
+                else:
+                    rows = _stream_generic(conn, table, where, writer, fetch_rows, progress)
             size, sha256 = writer.close()
             writer = None
     except (OperationalError, DBAPIError) as exc:

@@ -277,10 +277,17 @@ def test_crash_during_commit_never_shows_a_mixed_partition(demo_pg, tmp_path, mo
 
 def test_reconciliation_mismatch_fails_and_publishes_nothing(demo_pg, tmp_path, monkeypatch):
     lake = Lake(LocalStorage(tmp_path / "lake"))
-    monkeypatch.setattr(export_module, "_copy_postgres", lambda *args, **kwargs: 3)
-    monkeypatch.setattr(export_module, "_copy_postgres_psql", lambda *args, **kwargs: 3)
-    with pytest.raises(ReconciliationError, match="wrote 3 rows but the source holds 2"):
-        export_table(demo_pg, lake, "stores", DAY1)
+    real_psql, real_driver = export_module._copy_postgres_psql, export_module._copy_postgres
+
+    def one_row_too_many_psql(*args, **kwargs):  # as if a row appeared that the count did not see
+        rows, counted = real_psql(*args, **kwargs)
+        return rows + 1, counted
+
+    monkeypatch.setattr(export_module, "_copy_postgres_psql", one_row_too_many_psql)
+    monkeypatch.setattr(export_module, "_copy_postgres", lambda *a, **k: real_driver(*a, **k) + 1)
+    for client in ("auto", "driver"):
+        with pytest.raises(ReconciliationError, match="wrote 3 rows but the source holds 2"):
+            export_table(demo_pg, lake, "stores", DAY1, postgres_client=client)
     assert lake.partitions("raw/stores") == []
 
 
