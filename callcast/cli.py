@@ -140,8 +140,12 @@ def _cmd_demo(args: argparse.Namespace) -> None:
             database_file.parent.mkdir(parents=True, exist_ok=True)
         print(f"[1/6] Building the demo company database ({args.size}) ...", flush=True)
         engine = make_engine(url)
-        build_demo_database(engine, size=args.size, seed=settings.seed,
-                            on_progress=lambda line: print("      " + line, flush=True))
+        build_demo_database(
+            engine,
+            size=args.size,
+            seed=settings.seed,
+            on_progress=lambda line: print("      " + line, flush=True),
+        )
         engine.dispose()
     else:
         print("[1/6] Demo database already there (use --reseed to rebuild it)", flush=True)
@@ -175,20 +179,29 @@ def render_demo_summary(summary: dict, settings) -> str:
         ]
     call_list = summary.get("call_list")
     if call_list:
-        lines += [f"Call list  {call_list['path']}   ({call_list['rows']:,} customers, model "
-                  f"{call_list['model_version']})",
-                  f"           expected sales {call_list['expected_sales']:.1f} vs {call_list['random_expected']:.1f} "
-                  "calling the same number at random"]
+        lines += [
+            f"Call list  {call_list['path']}   ({call_list['rows']:,} customers, model "
+            f"{call_list['model_version']})",
+            f"           expected sales {call_list['expected_sales']:.1f} vs {call_list['random_expected']:.1f} "
+            "calling the same number at random",
+        ]
         for row in call_list.get("head", [])[:5]:
-            lines.append(f"           #{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  "
-                         f"{row['reasons']}")
+            lines.append(
+                f"           #{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  "
+                f"{row['reasons']}"
+            )
     forecast = summary.get("forecast")
     if forecast:
-        lines += [f"Forecasts  {forecast['location']}   ({forecast['n_series']} series, {forecast['horizon']} days ahead)",
-                  f"           backtest WMAE {forecast['wmae']:.3f} vs seasonal naive {forecast['naive_wmae']:.3f} "
-                  f"({forecast['wmae_improvement']:.1%} better)"]
-    lines += ["Prefect UI `make server` then http://127.0.0.1:4200 (runs, artifacts); MLflow: "
-              f"{settings.resolved_mlflow_uri()}", "=" * 78]
+        lines += [
+            f"Forecasts  {forecast['location']}   ({forecast['n_series']} series, {forecast['horizon']} days ahead)",
+            f"           backtest WMAE {forecast['wmae']:.3f} vs seasonal naive {forecast['naive_wmae']:.3f} "
+            f"({forecast['wmae_improvement']:.1%} better)",
+        ]
+    lines += [
+        "Prefect UI `make server` then http://127.0.0.1:4200 (runs, artifacts); MLflow: "
+        f"{settings.resolved_mlflow_uri()}",
+        "=" * 78,
+    ]
     return "\n".join(lines)
 
 
@@ -236,7 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "urllib3", "alembic", "azure"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "alembic",
+        "azure",
+        "great_expectations",
+        "distributed",
+        "mlflow",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return run_reporting_errors(lambda: args.handler(args))
 
