@@ -242,16 +242,7 @@ def compile_linear(pipeline: Any) -> LinearScorer:
     if type(pipeline) is not Pipeline:
         raise NotCompilable(f"not a sklearn Pipeline: {type(pipeline).__name__}")
     steps = [step for _, step in pipeline.steps]
-    kinds = [type(s).__name__ for s in steps]
-    if len(steps) != 4 or not (
-        type(steps[0]) is BankFeatures
-        and type(steps[1]) is LeakageGuard
-        and type(steps[2]) is ColumnTransformer
-    ):
-        raise NotCompilable(f"steps {kinds} are not features -> guard -> ColumnTransformer -> model")
-    features, _, encode, model = steps
-    if not hasattr(features, "categories_"):
-        raise NotCompilable("feature step pickled before category codes existed")
+    model = steps[-1] if steps else None
     platt: tuple[float, float] | None = None
     if type(model) is RecalibratedClassifier:
         if model.method not in ("none", "sigmoid"):
@@ -262,6 +253,16 @@ def compile_linear(pipeline: Any) -> LinearScorer:
         raise NotCompilable(f"estimator {type(model).__name__} is not a LogisticRegression")
     if len(model.classes_) != 2 or model.coef_.shape[0] != 1:
         raise NotCompilable("not a binary logistic regression")
+    if len(steps) != 4 or not (
+        type(steps[0]) is BankFeatures
+        and type(steps[1]) is LeakageGuard
+        and type(steps[2]) is ColumnTransformer
+    ):
+        kinds = [type(s).__name__ for s in steps]
+        raise NotCompilable(f"steps {kinds} are not features -> guard -> ColumnTransformer -> model")
+    features, _, encode, _ = steps
+    if not hasattr(features, "categories_"):
+        raise NotCompilable("feature step pickled before category codes existed")
     coef = np.asarray(model.coef_[0], dtype=np.float64)
     if not np.all(np.isfinite(coef)):
         raise NotCompilable("non-finite coefficients")
