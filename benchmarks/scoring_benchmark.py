@@ -102,7 +102,14 @@ def _score_with(model_path: str, chunk: str, keep: int) -> int:
 
 
 def run_single(model_path: str, chunks: list[str], keep: int) -> None:
-    """Child process: score every chunk in turn; prints rows, seconds, peak RSS (MiB)."""
+    """Child process: score every chunk in turn; prints rows, seconds, peak RSS (MiB).
+
+    Imports and the model load happen before the clock starts, as the Dask path warms its workers up.
+    """
+    global _MODEL
+    import tasks.scoring  # noqa: F401
+
+    _MODEL = pickle.loads(Path(model_path).read_bytes())
     t0 = time.perf_counter()
     rows = sum(_score_with(model_path, c, keep) for c in chunks)
     seconds = time.perf_counter() - t0
