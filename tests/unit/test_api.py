@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -143,3 +144,91 @@ def test_access_log_has_no_customer_data(tmp_path, pipelines, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "callcast.api.access"]
     assert lines and '"POST /score" 200' in lines[-1]
     assert all("management" not in line and "351912345678" not in line for line in lines)
+
+
+def _bank_requests(n: int) -> list[dict]:
+    """Single-customer request bodies from UCI rows; every fourth one without history (never contacted)."""
+    from callcast.demo.bank import load_bank_full
+
+    cols = ["age", "job", "marital", "education", "default", "balance", "housing", "loan", "contact",
+            "campaign", "previous", "poutcome"]  # fmt: skip
+    rows = load_bank_full().iloc[::97].head(n)[cols].to_dict("records")
+    out = []
+    for i, row in enumerate(rows):
+        body = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        if i % 4 == 0:
+            for k in ("contact", "campaign", "previous", "poutcome"):
+                body.pop(k)
+        out.append({"customer_id": i + 1, **body})
+    return out
+
+
+def _batch_expectation(model, bodies: list[dict], context: dict, cuts: list[float]):
+    """What the call list would say: tasks.scoring's rows, predict, rounding and deciles."""
+    import pandas as pd
+
+    from tasks.scoring import PROBABILITY_DIGITS, assign_deciles, predict, scoring_rows
+
+    records = pd.DataFrame([{**b, "customer_id": 0} for b in bodies])
+    p = predict(model, scoring_rows(records, context))
+    return [round(float(x), PROBABILITY_DIGITS) for x in p], assign_deciles(p, cuts).tolist()
+
+
+def test_compiled_scorer_serves_the_batch_answers(tmp_path, pipelines):
+    from tasks.scoring import serving_key
+
+    lake = _lake_with(tmp_path, pipelines[0])
+    context = {
+        "call_date": "2026-03-17",
+        "day": 17,
+        "month": "mar",
+        "ctx_volume_7d": 240.0,
+        "ctx_rate_90d": 0.21,
+    }
+    bodies = _bank_requests(120)
+    probabilities, _ = _batch_expectation(pipelines[0], bodies, context, [])
+    cuts = [float(c) for c in np.quantile(probabilities, [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])]
+    lake.write_json(serving_key("v0001"), {**context, "decile_cuts": cuts})
+    expected_p, expected_d = _batch_expectation(pipelines[0], bodies, context, cuts)
+    with _client(tmp_path, lake) as client:
+        assert client.get("/model").json()["scorer"].startswith("compiled")
+        singles = [client.post("/score", json=b).json() for b in bodies]
+        batch = client.post("/score", json={"customers": bodies}).json()["results"]  # > INLINE_ROWS: batcher
+    assert [r["probability"] for r in singles] == expected_p
+    assert [r["decile"] for r in singles] == expected_d and len(set(expected_d)) == 10
+    assert batch == singles
+    assert [r["customer_id"] for r in singles] == list(range(1, 121))
+
+
+def test_a_model_that_does_not_compile_is_served_by_the_pipeline(tmp_path, pipelines):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from callcast.demo.bank import bank_tables, load_bank_full
+    from models.propensity.config import PropensityConfig
+    from models.propensity.estimators import build_pipeline
+    from models.propensity.features import build_training_table
+
+    config = PropensityConfig()
+    candidate = next(c for c in config.candidates if c.name == "random_forest/context")
+    customers, contacts = bank_tables(seed=3, bank=load_bank_full().iloc[::15].reset_index(drop=True))
+    table = build_training_table(customers, contacts)
+    forest = build_pipeline(candidate, config).set_params(model__estimator__n_estimators=5)
+    forest.fit(table, table["y"].to_numpy())
+    assert isinstance(forest.named_steps["model"].estimator_, RandomForestClassifier)
+    lake = _lake_with(tmp_path, forest)
+    bodies = _bank_requests(8)
+    with _client(tmp_path, lake) as client:
+        model = client.get("/model").json()
+        results = [client.post("/score", json=b).json() for b in bodies]
+    assert model["scorer"].startswith("pipeline") and "RandomForestClassifier" in model["scorer"]
+    expected, _ = _batch_expectation(forest, bodies, model["scoring_context"], [])
+    assert [r["probability"] for r in results] == expected
+
+
+def test_no_champion_is_a_503_that_says_what_to_do(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    with _client(tmp_path, lake) as client:
+        response = client.post("/score", json=CUSTOMER)
+        assert response.status_code == 503 and "train_propensity" in response.json()["detail"]
+        assert client.post("/score", json={**CUSTOMER, "age": 7}).status_code == 422  # validation first
+        assert client.get("/health").json()["status"] == "unavailable"
