@@ -9,10 +9,18 @@ The champion is loaded fully and SHA-256 verified before it replaces the one in 
 a request never sees a half-loaded model; a background thread looks at ``aliases.json`` every
 ``reload_seconds``, and a failed load keeps the old model serving (reported in ``/health``).
 
-Rows are built by :func:`tasks.scoring.scoring_rows` with the call-date context and decile cut points the
-latest batch scoring stored for this model version (``call_lists/serving/propensity-<version>.json``), so
-the endpoint and the call list agree for the same customer. Without that document the decile is ``null``
-and the context is the prior (run ``python -m flows.score`` once).
+Rows get the call-date context and decile cut points the latest batch scoring stored for this model version
+(``call_lists/serving/propensity-<version>.json``), so the endpoint and the call list agree for the same
+customer. Without that document the decile is ``null`` and the context is the prior (run ``python -m
+flows.score`` once).
+
+Scoring: a logistic-regression champion is compiled to plain-Python weights
+(:mod:`models.propensity.serving`, ~10 us a customer instead of ~9 ms a ``predict_proba`` call), but only
+after it matched the pipeline on a few thousand varied rows at load; requests of up to ``INLINE_ROWS``
+customers are then scored on the event loop. Any other champion (forest, boosting, a failed check) is scored
+like the batch (:func:`tasks.scoring.scoring_rows` + ``predict_proba``) through :class:`MicroBatcher`'s
+thread. ``GET /model`` says which (``scorer``). ``POST /score`` is answered by a plain ASGI layer in front of
+the router; ``--workers N`` runs N processes, each with its own champion and reloader.
 
 Security: binds to 127.0.0.1 by default; on any other address an API key is required (``X-API-Key``,
 compared in constant time; 401 without it). Bodies above ``max_body_bytes`` get 413. The access log
