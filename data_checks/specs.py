@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from sqlalchemy import types as sqltypes
 
+from callcast.csvio import normalize_type
 from callcast.schema import BANK_CATEGORIES, metadata
 from data_checks.config import ChecksConfig, Severity
 
@@ -74,16 +75,14 @@ class ExpectationPlan:
 
 
 def _kind(sql_type: sqltypes.TypeEngine) -> Kind:
-    if isinstance(sql_type, sqltypes.Boolean):
-        return "boolean"
-    if isinstance(sql_type, sqltypes.Integer):
+    """The check's coarse kind of a column, from the lake's portable type name."""
+    name = normalize_type(sql_type)
+    if name in ("integer", "bigint"):
         return "integer"
-    if isinstance(sql_type, sqltypes.Numeric):
+    if name == "float" or name.startswith("decimal"):
         return "decimal"
-    if isinstance(sql_type, sqltypes.DateTime):
-        return "timestamp"
-    if isinstance(sql_type, sqltypes.Date):
-        return "date"
+    if name in ("boolean", "timestamp", "date"):
+        return name
     return "string"
 
 

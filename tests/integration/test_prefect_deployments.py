@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -49,15 +48,9 @@ print(json.dumps(seen, default=str))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    port = _free_port()
+def prefect_server(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator[dict[str, str]]:
+    port = free_port()
     home = tmp_path_factory.mktemp("prefect-home")
     env = {
         **os.environ,
