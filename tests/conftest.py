@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Telemetry off and an isolated Prefect home before anything imports Prefect or GX.
+# Telemetry off and an isolated Prefect home before anything imports Prefect or GX: tests never touch the
+# Prefect database of `make demo` / `make server`.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="callcast-tests-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
