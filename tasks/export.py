@@ -447,27 +447,27 @@ def export_table(
             watermark_column=watermark_column,
             gzip_level=gzip_level,
             fetch_rows=fetch_rows,
+            postgres_client=postgres_client,
             on_progress=report,
         )
-        manifest = {
-            "table": table_name,
-            "partition_date": partition_date.isoformat(),
-            "rows": described["rows"],
-            "bytes": described["bytes"],
-            "sha256": described["sha256"],
-            "files": [],
-            "columns": described["columns"],
-            "source": described["source"],
-            "mode": described["mode"],
-            "watermark": described["watermark"],
-            "query": described["query"],
-            "started_at": described["started_at"],
-            "finished_at": None,
-            "code_version": code_version(),
+        # files and finished_at are stamped by the commit itself
+        manifest = {"table": table_name, "partition_date": partition_date.isoformat()}
+        manifest |= {
+            key: described[key]
+            for key in (
+                "rows",
+                "bytes",
+                "sha256",
+                "columns",
+                "source",
+                "mode",
+                "watermark",
+                "query",
+                "started_at",
+            )
+            if described[key] is not None or key == "watermark"
         }
-        if manifest["query"] is None:
-            del manifest["query"]
-        manifest.pop("finished_at")
+        manifest["code_version"] = code_version()
         committed = lake.commit_partition(
             f"raw/{table_name}",
             partition_date,
