@@ -101,7 +101,7 @@ def _read_partition(lake: Lake, table: str, day: date) -> tuple[dict, list[list[
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb", "sqlite"])
-def test_tricky_values_round_trip_exactly(backend, request, tmp_path):
+def test_tricky_values_round_trip_exactly(backend, request, tmp_path, monkeypatch):
     url = {
         "postgresql": lambda: request.getfixturevalue("postgres_url"),
         "mariadb": lambda: request.getfixturevalue("mariadb_url"),
@@ -116,6 +116,12 @@ def test_tricky_values_round_trip_exactly(backend, request, tmp_path):
     lake = Lake(LocalStorage(tmp_path / "lake"))
 
     client = "driver" if backend == "postgresql-driver" else "auto"
+    if client == "driver":  # the driver variant must not go through psql
+
+        def no_psql(*args, **kwargs):
+            raise AssertionError("psql path used although postgres_client='driver'")
+
+        monkeypatch.setattr(export_module, "_copy_postgres_psql", no_psql)
     manifest = export_table(engine, lake, "tricky", DAY1, postgres_client=client)
     _, rows = _read_partition(lake, "tricky", DAY1)
 
