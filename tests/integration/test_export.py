@@ -100,10 +100,12 @@ def _read_partition(lake: Lake, table: str, day: date) -> tuple[dict, list[list[
     return manifest, rows
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb", "sqlite"])
+@pytest.mark.parametrize("backend", ["postgresql", "postgresql-driver", "mariadb", "sqlite"])
 def test_tricky_values_round_trip_exactly(backend, request, tmp_path, monkeypatch):
+    """COPY through psql, COPY through psycopg and the generic path all write the database's exact values."""
     url = {
         "postgresql": lambda: request.getfixturevalue("postgres_url"),
+        "postgresql-driver": lambda: request.getfixturevalue("postgres_url"),
         "mariadb": lambda: request.getfixturevalue("mariadb_url"),
         "sqlite": lambda: f"sqlite:///{tmp_path / 'src.db'}",
     }[backend]()
