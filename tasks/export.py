@@ -531,6 +531,7 @@ def export_table_task(table_name: str, partition_date: date, lake_url: str | Non
             watermark_column=settings.export.incremental.get(table_name),
             gzip_level=settings.export.gzip_level,
             fetch_rows=settings.export.fetch_rows,
+            postgres_client=settings.export.postgres_client,
         )
     finally:
         engine.dispose()
