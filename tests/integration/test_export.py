@@ -493,3 +493,14 @@ def test_written_file_is_valid_gzip_csv(tmp_path):
         text = handle.read()
     assert text == 'id,v\n1,a\n2,\n3,""\n'
     engine.dispose()
+
+
+def test_export_task_honours_the_postgres_client_setting(demo_pg, tmp_path, monkeypatch):
+    def no_psql(*args, **kwargs):
+        raise AssertionError("psql path used although CALLCAST_EXPORT__POSTGRES_CLIENT=driver")
+
+    monkeypatch.setenv("CALLCAST_DATABASE_URL", demo_pg.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CALLCAST_EXPORT__POSTGRES_CLIENT", "driver")
+    monkeypatch.setattr(export_module, "_copy_postgres_psql", no_psql)
+    manifest = export_module.export_table_task.fn("stores", DAY1, lake_url=str(tmp_path / "lake"))
+    assert manifest["rows"] == 2 and (tmp_path / "lake/raw/stores/dt=2026-11-24/_manifest.json").exists()
