@@ -164,3 +164,54 @@ def azure_container(azurite: str) -> str:
     with BlobServiceClient.from_connection_string(azurite) as client:
         client.create_container(name)
     return name
+
+
+def _commit_validated_partition(lake, table: str, frame, day, status: str = "passed") -> dict:
+    """Commit ``frame`` as ``raw/<table>/dt=<day>/`` in the export's exact CSV dialect, marked as checked."""
+    import gzip
+
+    import pandas as pd
+
+    from callcast.csvio import RowEncoder, normalize_type
+    from callcast.schema import metadata
+    from tasks.checks import result_key
+
+    columns = list(metadata.tables[table].columns)
+    types = [normalize_type(c.type) for c in columns]
+    values = frame[[c.name for c in columns]].astype(object)
+    values = values.where(pd.notna(values), None)
+    encoder = RowEncoder(types)
+    text = encoder.header([c.name for c in columns]) + encoder.encode(list(values.itertuples(index=False)))
+    with lake.scratch_dir() as scratch:
+        path = scratch / f"{table}.csv.gz"
+        path.write_bytes(gzip.compress(text.encode("utf-8"), 1))
+        manifest = lake.commit_partition(
+            f"raw/{table}",
+            day,
+            {path.name: path},
+            {
+                "table": table,
+                "rows": len(frame),
+                "columns": [{"name": c.name, "type": t} for c, t in zip(columns, types, strict=True)],
+                "mode": "snapshot" if table in ("customers", "stores", "products") else "incremental",
+                "source": "test",
+            },
+            file_meta={path.name: {"rows": len(frame)}},
+        )
+    lake.write_json(
+        result_key(table, day),
+        {
+            "table": table,
+            "partition_date": day.isoformat(),
+            "status": status,
+            "failed_expectations": [],
+            "rows_checked": len(frame),
+        },
+    )
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def commit_validated_partition():
+    """A function committing a frame as a validated raw partition: ``(lake, table, frame, day)``."""
+    return _commit_validated_partition

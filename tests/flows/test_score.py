@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from callcast import schema
-from callcast.csvio import normalize_type
-from callcast.lake import Lake, open_lake
-from tasks.checks import result_key
+from callcast.lake import open_lake
 
 DAY = date(2010, 11, 30)
 
 
-def _commit_raw(lake: Lake, table: str, frame: pd.DataFrame, tmp: Path) -> None:
-    """One validated raw partition in the export format (gzip CSV, booleans true/false)."""
-    columns = schema.metadata.tables[table].columns
-    out = frame[[c.name for c in columns]].copy()
-    for c in columns:
-        if normalize_type(c.type) == "boolean":
-            out[c.name] = out[c.name].map({True: "true", False: "false"})
-    path = tmp / f"{table}.csv.gz"
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
-        out.to_csv(handle, index=False, na_rep="")
-    columns_meta = [{"name": c.name, "type": normalize_type(c.type)} for c in columns]
-    lake.commit_partition(
-        f"raw/{table}", DAY, {path.name: path}, {"table": table, "rows": len(out), "columns": columns_meta}
-    )
-    lake.write_json(
-        result_key(table, DAY),
-        {"table": table, "partition_date": DAY.isoformat(), "status": "passed", "failed_expectations": []},
-    )
-
-
 @pytest.mark.integration
-def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(prefect_harness, callcast_home, tmp_path):
+def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(
+    prefect_harness, callcast_home, tmp_path, commit_validated_partition
+):
     from fastapi.testclient import TestClient
 
     from callcast.api import create_app
@@ -52,8 +30,8 @@ def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(prefect_harness
 
     customers, contacts = bank_tables(seed=3, bank=load_bank_full().iloc[::10].reset_index(drop=True))
     lake = open_lake()
-    _commit_raw(lake, "customers", customers, tmp_path)
-    _commit_raw(lake, "campaign_contacts", contacts, tmp_path)
+    commit_validated_partition(lake, "customers", customers, DAY)
+    commit_validated_partition(lake, "campaign_contacts", contacts, DAY)
     config = PropensityConfig()
     candidate = next(c for c in config.candidates if c.name == "hist_gb/context")
     table = build_training_table(customers, contacts)

@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from callcast import schema
-from callcast.csvio import normalize_type
 from callcast.demo.bank import bank_tables, load_bank_full
-from callcast.lake import Lake, open_lake
-from tasks.checks import result_key
-
-
-def _commit_raw(lake: Lake, table: str, frame: pd.DataFrame, day: date, tmp: Path) -> None:
-    """Write one raw partition in the export format (gzip CSV, NULL = empty field, booleans true/false)."""
-    columns = schema.metadata.tables[table].columns
-    out = frame[[c.name for c in columns]].copy()
-    for c in columns:
-        if normalize_type(c.type) == "boolean":
-            out[c.name] = out[c.name].map({True: "true", False: "false"})
-    path = tmp / f"{table}-{day}.csv.gz"
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
-        out.to_csv(handle, index=False, na_rep="")
-    manifest = {
-        "table": table,
-        "rows": len(out),
-        "columns": [{"name": c.name, "type": normalize_type(c.type)} for c in columns],
-        "mode": "snapshot" if table == "customers" else "incremental",
-        "source": "test",
-    }
-    lake.commit_partition(f"raw/{table}", day, {f"{table}.csv.gz": path}, manifest)
-    lake.write_json(
-        result_key(table, day),
-        {
-            "table": table,
-            "partition_date": day.isoformat(),
-            "status": "passed",
-            "failed_expectations": [],
-            "rows_checked": len(out),
-        },
-    )
+from callcast.lake import open_lake
 
 
 @pytest.mark.integration
 def test_train_flow_promotes_first_model_then_keeps_an_equal_one_as_challenger(
-    prefect_harness, callcast_home, tmp_path
+    prefect_harness, callcast_home, tmp_path, commit_validated_partition
 ):
     from flows.train_propensity import train_propensity
     from tasks import registry
@@ -64,10 +29,10 @@ def test_train_flow_promotes_first_model_then_keeps_an_equal_one_as_challenger(
         ~unknown, pd.to_datetime(early["contact_date"]) + pd.Timedelta(hours=18)
     )
     late = contacts[~contacts["contact_id"].isin(early.loc[~unknown, "contact_id"])]
-    _commit_raw(lake, "customers", customers, first_day, tmp_path)
-    _commit_raw(lake, "campaign_contacts", early, first_day, tmp_path)
-    _commit_raw(lake, "customers", customers, second_day, tmp_path)
-    _commit_raw(lake, "campaign_contacts", late, second_day, tmp_path)
+    commit_validated_partition(lake, "customers", customers, first_day)
+    commit_validated_partition(lake, "campaign_contacts", early, first_day)
+    commit_validated_partition(lake, "customers", customers, second_day)
+    commit_validated_partition(lake, "campaign_contacts", late, second_day)
 
     first = train_propensity(profile="quick")
     assert first["version"] == "v0001" and first["promoted"] is True
