@@ -35,9 +35,9 @@ GOAL = "goal: p99 < 50 ms, zero errors"
 
 
 def _lake_with_champion(root: Path):
-    from callcast.demo.bank import bank_tables
     from callcast.lake import Lake
     from callcast.storage import LocalStorage
+    from demo_company.bank import bank_tables
     from models.propensity.config import PropensityConfig
     from models.propensity.estimators import build_pipeline
     from models.propensity.features import build_training_table
@@ -55,7 +55,7 @@ def _lake_with_champion(root: Path):
 
 
 def _payloads(n: int) -> list[dict]:
-    from callcast.demo.bank import load_bank_full
+    from demo_company.bank import load_bank_full
 
     bank = load_bank_full()
     rng = np.random.default_rng(11)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from callcast.demo.sales import SalesSimConfig, iter_sales, make_products
+from demo_company.sales import SalesSimConfig, iter_sales, make_products
 from models.forecasting.config import ForecastConfig
 from models.forecasting.data import SeriesFrameSpec, prepare_demo_series, prepare_series, write_batches
 from models.forecasting.engine import backtest_batch, backtest_frame, forecast_batch, forecast_frame

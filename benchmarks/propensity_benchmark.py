@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from callcast.demo.bank import bank_tables
+from demo_company.bank import bank_tables
 from models.propensity.card import HEADLINE
 from models.propensity.config import PropensityConfig
 from models.propensity.estimators import build_pipeline, set_model_params

@@ -33,7 +33,7 @@ def _model_path(workdir: Path) -> tuple[Path, str]:
         model, info = load_champion(open_lake())
         label = f"lake champion {info['version']} ({info.get('candidate')})"
     except Exception:  # noqa: BLE001 - no lake/champion here: fit a stand-in
-        from callcast.demo.bank import bank_tables
+        from demo_company.bank import bank_tables
         from models.propensity.config import PropensityConfig
         from models.propensity.estimators import build_pipeline
         from models.propensity.features import build_training_table
@@ -50,7 +50,7 @@ def _model_path(workdir: Path) -> tuple[Path, str]:
 
 
 def _base_rows() -> pd.DataFrame:
-    from callcast.demo.bank import bank_tables
+    from demo_company.bank import bank_tables
     from tasks import scoring
 
     customers, contacts = bank_tables(seed=3)

@@ -70,8 +70,8 @@ def _user_error(exc: BaseException) -> CallcastError | None:
 
 def _cmd_seed(args: argparse.Namespace) -> None:
     from callcast.database import make_engine, masked_url
-    from callcast.demo.database import build_demo_database
     from callcast.settings import get_settings
+    from demo_company.database import build_demo_database
 
     settings = get_settings()
     url = settings.resolved_database_url()
@@ -91,8 +91,8 @@ def _cmd_seed(args: argparse.Namespace) -> None:
 
 def _cmd_next_day(args: argparse.Namespace) -> None:
     from callcast.database import make_engine
-    from callcast.demo.database import DemoShift, advance_one_day
     from callcast.settings import get_settings
+    from demo_company.database import DemoShift, advance_one_day
 
     engine = make_engine(get_settings().resolved_database_url())
     shift = None
@@ -128,9 +128,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from callcast.database import make_engine
-    from callcast.demo.database import build_demo_database
     from callcast.runtime import ensure_prefect_api
     from callcast.settings import get_settings
+    from demo_company.database import build_demo_database
 
     settings = get_settings()
     url = settings.resolved_database_url()

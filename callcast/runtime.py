@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import subprocess
+from datetime import date, datetime
 from importlib import metadata
 
-from callcast.settings import PROJECT_ROOT
+from callcast.settings import PROJECT_ROOT, Settings
 
 
 @functools.cache
@@ -37,6 +38,23 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{commit}{'.dirty' if dirty else ''}" if commit else version
+
+
+def company_today(settings: Settings | None = None) -> date:
+    """Today's date in the company's time zone (``CALLCAST_TIMEZONE``): the one definition of "today"."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from callcast.errors import ConfigurationError
+    from callcast.settings import get_settings
+
+    name = (settings or get_settings()).timezone
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"CALLCAST_TIMEZONE={name!r} is not a time zone; use an IANA name such as Europe/Lisbon."
+        ) from exc
+    return datetime.now(zone).date()
 
 
 def get_logger(name: str = "callcast") -> logging.Logger | logging.LoggerAdapter:

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     )
     dask_workers: int = Field(default=2, ge=1, description="Workers of the local Dask cluster.")
     seed: int = Field(default=20260101, description="Seed of the demo data generator.")
+    timezone: str = Field(
+        default="Europe/Lisbon",
+        description="The company's time zone: what 'today' means for exports, checks, scoring and the API.",
+    )
     export: ExportSettings = Field(default_factory=ExportSettings)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     propensity: PropensityConfig = Field(default_factory=PropensityConfig)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from callcast.demo.sales import SalesSimConfig, iter_sales, make_products
+from demo_company.sales import SalesSimConfig, iter_sales, make_products
 from models.forecasting.config import ForecastConfig
 from models.forecasting.synthetic import make_weekly_retail
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from callcast.database import make_engine
-from callcast.demo.database import build_demo_database
+from demo_company.database import build_demo_database
 
 pytestmark = pytest.mark.integration
 

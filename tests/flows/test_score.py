@@ -20,8 +20,8 @@ def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(
     from fastapi.testclient import TestClient
 
     from callcast.api import create_app
-    from callcast.demo.bank import bank_tables, load_bank_full
     from callcast.settings import get_settings
+    from demo_company.bank import bank_tables, load_bank_full
     from flows.score import score_call_list
     from models.propensity.config import PropensityConfig
     from models.propensity.estimators import build_pipeline

@@ -7,8 +7,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from callcast.demo.bank import bank_tables, load_bank_full
 from callcast.lake import open_lake
+from demo_company.bank import bank_tables, load_bank_full
 
 
 @pytest.mark.integration

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from callcast.csvio import parse_exact
 from callcast.database import make_engine
-from callcast.demo.database import advance_one_day, build_demo_database
 from callcast.errors import ReconciliationError, SourceDatabaseError, StorageError
 from callcast.lake import MANIFEST_NAME, Lake
 from callcast.settings import get_settings
 from callcast.storage import LocalStorage, open_storage
+from demo_company.database import advance_one_day, build_demo_database
 from tasks import export as export_module
 from tasks.export import export_table
 

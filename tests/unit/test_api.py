@@ -26,7 +26,7 @@ CUSTOMER = {
 @pytest.fixture(scope="module")
 def pipelines():
     """Two small fitted champions (logistic regression on different samples of the UCI data)."""
-    from callcast.demo.bank import bank_tables, load_bank_full
+    from demo_company.bank import bank_tables, load_bank_full
     from models.propensity.config import PropensityConfig
     from models.propensity.estimators import build_pipeline
     from models.propensity.features import build_training_table
@@ -148,7 +148,7 @@ def test_access_log_has_no_customer_data(tmp_path, pipelines, caplog):
 
 def _bank_requests(n: int) -> list[dict]:
     """Single-customer request bodies from UCI rows; every fourth one without history (never contacted)."""
-    from callcast.demo.bank import load_bank_full
+    from demo_company.bank import load_bank_full
 
     cols = ["age", "job", "marital", "education", "default", "balance", "housing", "loan", "contact",
             "campaign", "previous", "poutcome"]  # fmt: skip
@@ -203,7 +203,7 @@ def test_compiled_scorer_serves_the_batch_answers(tmp_path, pipelines):
 def test_a_model_that_does_not_compile_is_served_by_the_pipeline(tmp_path, pipelines):
     from sklearn.ensemble import RandomForestClassifier
 
-    from callcast.demo.bank import bank_tables, load_bank_full
+    from demo_company.bank import bank_tables, load_bank_full
     from models.propensity.config import PropensityConfig
     from models.propensity.estimators import build_pipeline
     from models.propensity.features import build_training_table

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from callcast.database import make_engine
-from callcast.demo.bank import SEEDED_UNTIL, bank_tables, load_bank_full, reconstruct_contact_dates
-from callcast.demo.database import DemoShift, advance_one_day, build_demo_database
+from demo_company.bank import SEEDED_UNTIL, bank_tables, load_bank_full, reconstruct_contact_dates
+from demo_company.database import DemoShift, advance_one_day, build_demo_database
 
 
 def test_contact_dates_roll_the_year_when_the_month_goes_back():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callcast.demo.sales import SalesSimConfig, iter_sales, make_products
+from demo_company.sales import SalesSimConfig, iter_sales, make_products
 from models.forecasting.config import ForecastConfig
 from models.forecasting.data import (
     SeriesFrameSpec,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callcast.demo.bank import bank_tables, load_bank_full
+from demo_company.bank import bank_tables, load_bank_full
 from models.propensity.config import Candidate, FeatureSet, PropensityConfig
 from models.propensity.estimators import build_pipeline
 from models.propensity.features import (

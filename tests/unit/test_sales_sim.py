@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from callcast import schema
-from callcast.demo.sales import (
+from demo_company.sales import (
     SalesShift,
     SalesSimConfig,
     expected_rows,

@@ -20,7 +20,7 @@ CONTEXT = {
 
 @pytest.fixture(scope="module")
 def bank():
-    from callcast.demo.bank import bank_tables, load_bank_full
+    from demo_company.bank import bank_tables, load_bank_full
 
     customers, contacts = bank_tables(seed=3, bank=load_bank_full().iloc[::15].reset_index(drop=True))
     return customers, contacts, features.build_training_table(customers, contacts)

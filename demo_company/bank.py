@@ -7,7 +7,7 @@ Names and phone numbers are synthetic (seeded). Every original column is kept, `
 included: keeping them out of the model is the model's job.
 
 Data: S. Moro, R. Laureano and P. Cortez. Using Data Mining for Bank Direct Marketing: An Application of
-the CRISP-DM Methodology. ESM'2011, pp. 117-121. Licence CC BY 4.0 (see ``callcast/data/README.md``).
+the CRISP-DM Methodology. ESM'2011, pp. 117-121. Licence CC BY 4.0 (see ``demo_company/data/README.md``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 
 from callcast.schema import BANK_CATEGORIES
 
-BANK_FULL_PATH = Path(__file__).resolve().parents[1] / "data" / "bank-full.csv.gz"
+BANK_FULL_PATH = Path(__file__).resolve().parent / "data" / "bank-full.csv.gz"
 FIRST_YEAR = 2008
 # The seeded database's "today": the last contact (2010-11-17) plus the longest wait for an outcome.
 SEEDED_UNTIL = date(2010, 11, 30)

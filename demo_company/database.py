@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection, Engine
 
 from callcast.csvio import RowEncoder, normalize_type
-from callcast.demo.bank import SEEDED_UNTIL, bank_tables, synthetic_names, synthetic_phones
-from callcast.demo.sales import (
+from callcast.schema import BANK_CATEGORIES, campaign_contacts, customers, metadata, products, sales, stores
+from demo_company.bank import SEEDED_UNTIL, bank_tables, synthetic_names, synthetic_phones
+from demo_company.sales import (
     SalesShift,
     SalesSimConfig,
     iter_sales,
@@ -31,7 +32,6 @@ from callcast.demo.sales import (
     make_stores,
     sales_for_day,
 )
-from callcast.schema import BANK_CATEGORIES, campaign_contacts, customers, metadata, products, sales, stores
 
 STATE_TABLE = "demo_state"
 demo_state = sa.Table(
