@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -105,31 +103,3 @@ def daily_export(
         description=f"Daily export for {partition_date.isoformat()}: {sum(m['rows'] for m in manifests):,} rows.",
     )
     return manifests
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.export --date 2024-05-01 --tables sales customers --source-url ... --lake ...``"""
-    parser = argparse.ArgumentParser(prog="python -m flows.export", description=daily_export.__doc__)
-    parser.add_argument("--date", type=date.fromisoformat, help="partition date (default: today, UTC)")
-    parser.add_argument("--tables", nargs="+", help="tables to export (default: all in the catalog)")
-    parser.add_argument(
-        "--source-url", help="database URL (default: CALLCAST_DATABASE_URL or the embedded SQLite)"
-    )
-    parser.add_argument("--lake", help="lake directory or az://container/prefix (default: CALLCAST_LAKE_URL)")
-    args = parser.parse_args(argv)
-    if args.source_url:
-        os.environ["CALLCAST_DATABASE_URL"] = args.source_url  # keeps the secret out of flow parameters
-    from callcast.cli import run_reporting_errors
-
-    def run() -> None:
-        manifests = daily_export(partition_date=args.date, tables=args.tables, lake_url=args.lake)
-        for m in manifests:
-            print(
-                f"{m['table']:<20} {m['rows']:>12,} rows  {m['mode']:<11}  raw/{m['table']}/dt={m['partition_date']}/"
-            )
-
-    return run_reporting_errors(run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,6 @@ batch files on a Dask cluster → map the final fit/forecast → assemble → lo
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 import uuid
@@ -18,7 +17,7 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from callcast.runtime import dask_task_runner, ensure_prefect_api
+from callcast.runtime import dask_task_runner
 from models.forecasting.config import ForecastConfig
 from models.forecasting.data import SeriesFrameSpec
 from models.forecasting.engine import FORECAST_COLUMNS
@@ -161,49 +160,3 @@ def forecast_sales(
         prep["n_series"], doc["location"], ov["wmae"], ov["naive_wmae"], 100 * ov["wmae_improvement"],
     )  # fmt: skip
     return summary
-
-
-def _csv_list(text: str | None) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()] if text else []
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m flows.forecast --csv sales.csv --id-cols Store,Dept --date-col Date ...``."""
-    p = argparse.ArgumentParser(prog="python -m flows.forecast", description=forecast_sales.__doc__)
-    p.add_argument("--csv", help="sales history CSV; omit to forecast the demo lake's raw/sales")
-    p.add_argument("--id-cols", default="", help="comma-separated series-id columns, e.g. Store,Dept")
-    p.add_argument("--date-col", default="date")
-    p.add_argument("--value-col", default="sales")
-    p.add_argument("--regressors", default="", help="comma-separated regressor columns (e.g. a promo flag)")
-    p.add_argument("--holiday-col", default=None, help="holiday flag column (WMAE weight, repeats yearly)")
-    p.add_argument("--freq", choices=["D", "W"], default="D")
-    p.add_argument("--horizon", type=int, default=None, help="periods ahead (default 28 days / 13 weeks)")
-    p.add_argument("--partition-date", type=date.fromisoformat, default=None)
-    p.add_argument("--dask-address", default=None)
-    p.add_argument("--dask-workers", type=int, default=None, help="local Dask workers (0 = in-process)")
-    p.add_argument("--mlflow-uri", default=None)
-    a = p.parse_args(argv)
-    if a.csv and not a.id_cols:
-        p.error("--id-cols is required with --csv (the columns that name a series)")
-    from callcast.cli import run_reporting_errors
-
-    def run() -> None:
-        ensure_prefect_api()
-        summary = forecast_sales(
-            csv_path=a.csv, id_cols=_csv_list(a.id_cols), date_col=a.date_col, value_col=a.value_col,
-            regressors=_csv_list(a.regressors), holiday_col=a.holiday_col, freq=a.freq, horizon=a.horizon,
-            partition_date=a.partition_date, dask_address=a.dask_address, dask_workers=a.dask_workers,
-            mlflow_tracking_uri=a.mlflow_uri,
-        )  # fmt: skip
-        print(
-            f"{summary['n_series']} series forecast {summary['horizon']} periods ahead -> {summary['location']}\n"
-            f"backtest WMAE {summary['wmae']:.3f} vs seasonal naive {summary['naive_wmae']:.3f} "
-            f"({summary['wmae_improvement']:.1%} better); MASE {summary['mase']:.3f} vs {summary['naive_mase']:.3f}\n"
-            f"models: {summary['models']}; MLflow run {summary['mlflow_run_id']}; timings {summary['timings_s']}"
-        )
-
-    return run_reporting_errors(run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

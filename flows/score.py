@@ -6,7 +6,6 @@ commit call_lists/dt=YYYY-MM-DD/ and the latest copy``. Tasks exchange file path
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from datetime import date
 from typing import Any
@@ -103,35 +102,3 @@ def summary_markdown(summary: dict[str, Any], prepared: dict[str, Any]) -> str:
             f"{c.get('in_cooloff', 0):,} contacted within the cool-off (of {c.get('customers', 0):,})",
         ]
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m flows.score [--date D] [--capacity N] [--call-date D] [--dask]``."""
-    p = argparse.ArgumentParser(prog="python -m flows.score", description=score_call_list.__doc__)
-    p.add_argument("--date", type=date.fromisoformat, help="customers partition YYYY-MM-DD (default: latest)")
-    p.add_argument("--capacity", type=int, help="calls the team can make (default: settings)")
-    p.add_argument("--call-date", type=date.fromisoformat, help="day of the calls (cool-off reference)")
-    p.add_argument("--cooloff-days", type=int, help="skip customers contacted within this many days")
-    p.add_argument("--dask", action="store_true", default=None, help="score chunks on a Dask cluster")
-    a = p.parse_args(argv)
-    from callcast.cli import run_reporting_errors
-
-    def run() -> None:
-        import pandas as pd
-
-        if a.dask:
-            from callcast.runtime import ensure_prefect_api
-
-            ensure_prefect_api()  # Dask workers report to one API instead of starting their own
-        s = score_call_list(
-            partition_date=a.date, capacity=a.capacity, use_dask=a.dask, call_date=a.call_date,
-            cooloff_days=a.cooloff_days,
-        )  # fmt: skip
-        with pd.option_context("display.width", 160, "display.max_colwidth", 60):
-            print(pd.DataFrame(s["head"]).to_string(index=False))
-
-    return run_reporting_errors(run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

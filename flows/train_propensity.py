@@ -53,9 +53,3 @@ def train_propensity(
         f"(base rate {h['base_rate_brier']:.3f}); registry {summary['registry']}"
     )
     return {k: v for k, v in summary.items() if k != "card"}
-
-
-if __name__ == "__main__":
-    import sys
-
-    train_propensity(profile=sys.argv[1] if len(sys.argv) > 1 else "quick")  # type: ignore[arg-type]

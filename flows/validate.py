@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from datetime import date
 
 from prefect import flow
@@ -41,18 +39,3 @@ def validate_exports(
     if results:
         publish_checks_artifact(results)
     return statuses
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Validate raw export partitions (data checks).")
-    parser.add_argument("--date", type=date.fromisoformat, help="partition date YYYY-MM-DD (default: latest)")
-    parser.add_argument("--tables", nargs="*", help=f"tables (default: all of {', '.join(TABLE_NAMES)})")
-    args = parser.parse_args(argv)
-    statuses = validate_exports(partition_date=args.date, tables=args.tables)
-    for table, status in statuses.items():
-        print(f"{table:<18} {status}")
-    return 1 if "failed" in statuses.values() else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
