@@ -45,10 +45,10 @@ export: venv ## Run the daily export now (DATE=YYYY-MM-DD optional)
 	.venv/bin/callcast export $(if $(DATE),--date $(DATE))
 
 score: venv ## Build today's call list from the champion (CAPACITY=N optional)
-	$(PY) -m flows.score $(if $(CAPACITY),--capacity $(CAPACITY))
+	.venv/bin/callcast score $(if $(CAPACITY),--capacity $(CAPACITY))
 
 forecast: venv ## Forecast the demo sales (or CSV=path ID_COLS=a,b DATE_COL=.. VALUE_COL=.. FREQ=W for your own)
-	$(PY) -m flows.forecast $(if $(CSV),--csv $(CSV) --id-cols $(ID_COLS) --date-col $(DATE_COL) --value-col $(VALUE_COL) --freq $(or $(FREQ),W))
+	.venv/bin/callcast forecast $(if $(CSV),--csv $(CSV) --id-cols $(ID_COLS) --date-col $(DATE_COL) --value-col $(VALUE_COL) --freq $(or $(FREQ),W))
 
 server: venv ## Start the Prefect UI/API on http://127.0.0.1:4200 (same database as the demo runs)
 	.venv/bin/prefect server start --host 127.0.0.1
@@ -61,7 +61,7 @@ worker: venv ## Run the deployments' flows on this machine (process worker of th
 	CALLCAST_PROJECT_DIR=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect worker start --pool callcast-local
 
 serve-api: venv ## Serve the champion over HTTP on 127.0.0.1:8765 (CALLCAST_API__* to change)
-	$(PY) -m callcast.api
+	.venv/bin/callcast serve-api
 
 test: venv node ## Run every test (unit, data, flow, integration on real services)
 	$(PY) -m pytest
@@ -69,9 +69,10 @@ test: venv node ## Run every test (unit, data, flow, integration on real service
 test-unit: venv ## Run only the fast tests (no services)
 	$(PY) -m pytest -m "not integration"
 
-lint: venv ## Lint and check formatting
+lint: venv ## Lint, check formatting and the layer contracts (import-linter)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 format: venv ## Format the code
 	.venv/bin/ruff format .

@@ -4,7 +4,7 @@ Fits a logistic-regression champion on bank-full into a temporary lake, then:
 
 1. in-process cost of one single-customer ``score_records`` call: the pipeline path (pandas rows +
    ``predict_proba``, what the endpoint did before) against the compiled scorer (``models.propensity.serving``);
-2. starts ``python -m callcast.api`` (uvicorn, ``--workers``) on 127.0.0.1 and sends ``--requests`` POST /score
+2. starts ``callcast serve-api`` (uvicorn, ``--workers``) on 127.0.0.1 and sends ``--requests`` POST /score
    requests from ``--clients`` concurrent asyncio/httpx clients, one connection each (one customer per request,
    resampled from UCI rows); this client shares the 2 cores with the server and is slower than it;
 3. when ``wrk`` is on PATH, ``wrk -t1 -c<clients> -d<wrk-seconds>s --latency`` against the same server
@@ -69,7 +69,9 @@ def _per_call_costs(lake, payloads: list[dict]) -> dict[str, float]:
     """Microseconds per single-customer ``score_records`` call, pipeline path vs compiled path."""
     from dataclasses import replace
 
-    from callcast.api import CustomerIn, ModelHolder, score_records
+    from app.api.holder import ModelHolder
+    from app.api.schemas import CustomerIn
+    from app.api.scoring import score_records
 
     holder = ModelHolder(lake)
     assert holder.refresh() and holder.current is not None
@@ -179,7 +181,7 @@ def _start_server(lake_dir: Path, home: str, port: int, workers: int) -> subproc
     import httpx
 
     env = {**os.environ, "CALLCAST_LAKE_URL": str(lake_dir), "CALLCAST_HOME": home}
-    cmd = [sys.executable, "-m", "callcast.api", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "app.cli", "serve-api", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(
         [*cmd, "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

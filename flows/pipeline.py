@@ -6,13 +6,14 @@ finds quarantined data stops the job with the check's message; nothing downstrea
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from prefect import flow
 
+from callcast import catalog
 from callcast.errors import CallcastError
-from callcast.runtime import get_logger
+from callcast.runtime import company_today, get_logger
 from flows.export import daily_export
 from flows.forecast import forecast_sales
 from flows.score import score_call_list
@@ -34,7 +35,7 @@ def daily_pipeline(
 ) -> dict[str, Any]:
     """Run the whole day: export, checks, (re)training with the promotion gate, call list, forecasts."""
     logger = get_logger()
-    day = partition_date or datetime.now(UTC).date()
+    day = partition_date or company_today()
     summary: dict[str, Any] = {"partition_date": day.isoformat()}
 
     manifests = daily_export(partition_date=day)
@@ -46,7 +47,8 @@ def daily_pipeline(
     if failed:
         raise QuarantineStop(
             f"Data checks failed for {', '.join(failed)} on {day}: the partitions are quarantined, so training, "
-            f"scoring and forecasting did not run. Read checks/<table>/dt={day}/result.json, fix the source, "
+            "scoring and forecasting did not run. Read "
+            f"{', '.join(catalog.check_result(t, day) for t in failed)} in the lake, fix the source, "
             "then rerun the export and this job."
         )
 

@@ -19,7 +19,7 @@ def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(
 ):
     from fastapi.testclient import TestClient
 
-    from callcast.api import create_app
+    from app.api import create_app
     from callcast.settings import get_settings
     from demo_company.bank import bank_tables, load_bank_full
     from flows.score import score_call_list

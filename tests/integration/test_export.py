@@ -427,7 +427,7 @@ def test_export_flow_end_to_end_with_events_and_artifact(prefect_harness, callca
 
 
 def test_cli_reports_a_missing_table_in_one_line(callcast_home, capsys):
-    from callcast.cli import main
+    from app.cli import main
 
     engine = make_engine(f"sqlite:///{callcast_home / 'callcast.db'}")
     build_demo_database(engine, size="tiny", seed=5)
@@ -471,7 +471,7 @@ def test_generic_path_streams_in_batches(tmp_path):
 
 
 def test_cli_export_to_unwritable_lake(callcast_home, capsys, tmp_path):
-    from callcast.cli import main
+    from app.cli import main
 
     engine = make_engine(f"sqlite:///{callcast_home / 'callcast.db'}")
     build_demo_database(engine, size="tiny", seed=5)

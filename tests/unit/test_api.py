@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from callcast.api import create_app
+from app.api import create_app
 from callcast.lake import Lake
 from callcast.settings import get_settings
 from callcast.storage import LocalStorage
