@@ -122,8 +122,7 @@ def create_app(
 
     app.add_middleware(ScoreMiddleware, endpoint=endpoint)
     app.add_middleware(BodyLimitMiddleware, max_bytes=api.max_body_bytes)
-    if need_key:
-        app.add_middleware(ApiKeyMiddleware, key=key)
+    app.add_middleware(ApiKeyMiddleware, key=key)  # judges each connection's real local address
     app.add_middleware(AccessLogMiddleware)  # added last = outermost: sees every status, 413 included
     return app
 

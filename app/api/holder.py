@@ -93,7 +93,8 @@ class ModelHolder:
                 log.info("serving propensity %s with the %s scorer", info["version"], note)
                 return True
             except Exception as exc:  # keep serving the old model; report why in /health
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                # Clients see the kind of failure only; the message (paths, keys) stays in the server log.
+                self.last_error = f"{type(exc).__name__}; details in the server log"
                 log.warning("champion reload failed, still serving %s: %s", self.version_or_none(), exc)
                 return False
 

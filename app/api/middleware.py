@@ -65,14 +65,35 @@ class BodyLimitMiddleware:
 
 
 class ApiKeyMiddleware:
-    """401 unless the ``X-API-Key`` header equals ``key`` (constant-time comparison), on every HTTP route."""
+    """The API-key rule, enforced on the address each connection actually arrived on.
 
-    def __init__(self, app, key: str) -> None:
+    ``scope["server"]`` is the local socket address of the connection, whatever ``CALLCAST_API__HOST`` says:
+    a server started as ``uvicorn ... --host 0.0.0.0`` still answers loopback clients without a key, and every
+    other client needs ``X-API-Key`` equal to ``key`` (constant-time comparison) — or gets 403 when no key is
+    configured at all, so a misbound server never serves the open network.
+    """
+
+    def __init__(self, app, key: str | None) -> None:
         self.app = app
-        self.key = key.encode()
+        self.key = key.encode() if key else None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not is_loopback(str((scope.get("server") or ("127.0.0.1",))[0])):
+            if self.key is None:
+                await send_json(
+                    send,
+                    403,
+                    {
+                        "detail": "This API is reachable beyond loopback but has no API key: the operator must "
+                        "set CALLCAST_API__API_KEY or bind to 127.0.0.1."
+                    },
+                )
+                return
+            given = next((v for k, v in scope.get("headers") or [] if k == b"x-api-key"), b"")
+            if not hmac.compare_digest(given, self.key):
+                await send_json(send, 401, {"detail": "Missing or wrong X-API-Key header."})
+                return
+        elif scope["type"] == "http" and self.key is not None:
             given = next((v for k, v in scope.get("headers") or [] if k == b"x-api-key"), b"")
             if not hmac.compare_digest(given, self.key):
                 await send_json(send, 401, {"detail": "Missing or wrong X-API-Key header."})

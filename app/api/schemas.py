@@ -18,9 +18,12 @@ Poutcome = Literal[BANK_CATEGORIES["poutcome"]]  # type: ignore[valid-type]
 
 
 class CustomerIn(BaseModel):
-    """One customer's attributes and latest known contact history (the columns the call list is scored on)."""
+    """One customer's attributes and latest known contact history (the columns the call list is scored on).
 
-    model_config = ConfigDict(extra="forbid")
+    Strict types: ``true`` is not the number 1 and ``"35"`` is not the age 35.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     customer_id: int | None = Field(default=None, ge=1, description="Echoed back; not used for scoring.")
     age: int = Field(ge=18, le=120)
@@ -38,7 +41,7 @@ class CustomerIn(BaseModel):
 
 
 class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_BATCH)
 

@@ -126,6 +126,9 @@ class ScoreEndpoint:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             error = {"type": "json_invalid", "loc": ["body"], "msg": f"Invalid JSON: {exc}", "input": None}
             return 422, {"detail": [error]}
+        except RecursionError:
+            error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON nested too deeply.", "input": None}
+            return 422, {"detail": [error]}
         is_batch = isinstance(body, dict) and "customers" in body
         try:
             parsed = BatchIn.model_validate(body) if is_batch else CustomerIn.model_validate(body)

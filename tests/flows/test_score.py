@@ -78,7 +78,7 @@ def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(
              "age": int(c["age"]), "balance": int(c["balance"]), "contact": h["contact"],
              "campaign": int(h["campaign"]), "previous": int(h["previous"]), "poutcome": h["poutcome"]}
         )  # fmt: skip
-    with TestClient(create_app(get_settings(), lake, start_reloader=False)) as client:
+    with TestClient(create_app(get_settings(), lake, start_reloader=False), base_url="http://127.0.0.1") as client:
         results = client.post("/score", json={"customers": request}).json()["results"]
     assert [r["probability"] for r in results] == sample["probability"].tolist()
     assert [r["decile"] for r in results] == sample["decile"].tolist()

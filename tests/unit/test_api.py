@@ -55,8 +55,9 @@ def _lake_with(tmp_path: Path, model) -> Lake:
     return lake
 
 
-def _client(tmp_path: Path, lake: Lake, **api) -> TestClient:
-    return TestClient(create_app(_settings(tmp_path, **api), lake, start_reloader=False))
+def _client(tmp_path: Path, lake: Lake, base_url: str = "http://127.0.0.1", **api) -> TestClient:
+    """A client whose requests arrive on ``base_url``'s address (the ASGI scope's ``server``)."""
+    return TestClient(create_app(_settings(tmp_path, **api), lake, start_reloader=False), base_url=base_url)
 
 
 def test_scores_one_customer_and_a_batch_consistently(tmp_path, pipelines):
@@ -120,7 +121,7 @@ def test_new_champion_is_picked_up_and_a_tampered_one_is_refused(tmp_path, pipel
     lake = _lake_with(tmp_path, pipelines[0])
     app = create_app(_settings(tmp_path), lake, start_reloader=False)
     holder = app.state.holder
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         before = client.post("/score", json=CUSTOMER).json()
         _lake_with(tmp_path, pipelines[1])  # v0002 promoted
         assert holder.refresh() is True
@@ -229,6 +230,31 @@ def test_no_champion_is_a_503_that_says_what_to_do(tmp_path):
     lake = Lake(LocalStorage(tmp_path / "lake"))
     with _client(tmp_path, lake) as client:
         response = client.post("/score", json=CUSTOMER)
-        assert response.status_code == 503 and "train_propensity" in response.json()["detail"]
+        assert response.status_code == 503 and "callcast train" in response.json()["detail"]
+        assert str(tmp_path) not in response.text  # server paths stay in the log
         assert client.post("/score", json={**CUSTOMER, "age": 7}).status_code == 422  # validation first
         assert client.get("/health").json()["status"] == "unavailable"
+
+
+def test_key_rule_follows_the_address_a_request_arrived_on(tmp_path, pipelines):
+    """Configured for loopback but reached on another address (uvicorn --host 0.0.0.0): never served openly."""
+    lake = _lake_with(tmp_path, pipelines[0])
+    with _client(tmp_path, lake, base_url="http://192.0.2.10") as client:  # in-process; no traffic leaves
+        refused = client.post("/score", json=CUSTOMER)
+        assert refused.status_code == 403 and "CALLCAST_API__API_KEY" in refused.json()["detail"]
+        assert client.get("/model").status_code == 403
+    with _client(tmp_path, lake, base_url="http://192.0.2.10", api_key=SecretStr("s3cret")) as client:
+        assert client.post("/score", json=CUSTOMER).status_code == 401
+        assert client.post("/score", json=CUSTOMER, headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_hostile_bodies_get_422_not_500(tmp_path, pipelines):
+    lake = _lake_with(tmp_path, pipelines[0])
+    with _client(tmp_path, lake, max_body_bytes=2_000_000) as client:
+        deep = client.post("/score", content=b"[" * 200_000 + b"]" * 200_000)
+        assert deep.status_code == 422 and "nested too deeply" in deep.text
+        for field in ("campaign", "age", "previous"):
+            as_bool = client.post("/score", json={**CUSTOMER, field: True})
+            assert as_bool.status_code == 422 and field in as_bool.text
+        assert client.post("/score", json={**CUSTOMER, "age": "35"}).status_code == 422
+        assert client.post("/score", json=CUSTOMER).status_code == 200
