@@ -122,6 +122,11 @@ def call_list_latest_pointer() -> str:
     return f"{CALL_LISTS}/latest.json"
 
 
+def call_list_latest_file(version: str, name: str) -> str:
+    """An immutable, content-addressed copy of the latest list's file (the pointer names it)."""
+    return f"{call_list_latest_dir()}/{safe_name(version)}/{safe_name(name)}"
+
+
 def serving_context(model: str, version: str) -> str:
     return f"{CALL_LISTS}/serving/{safe_name(model)}-{safe_name(version)}.json"
 
