@@ -18,7 +18,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-BANK_FULL = Path(__file__).resolve().parents[1] / "callcast" / "data" / "bank-full.csv.gz"
+BANK_FULL = Path(__file__).resolve().parents[1] / "demo_company" / "data" / "bank-full.csv.gz"
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import pandas as pd
 
 from callcast.csvio import RowEncoder, normalize_type
 from callcast.schema import metadata
+from demo_company.bank import BANK_FULL_PATH as BANK_FULL
 
-BANK_FULL = Path(__file__).resolve().parents[2] / "callcast" / "data" / "bank-full.csv.gz"
 PARTITION = date(2024, 3, 31)
 MODES = {"sales": "incremental", "campaign_contacts": "incremental"}
 
