@@ -60,7 +60,13 @@ class ScoringSettings(BaseModel):
         default=200_000, ge=1_000, description="Customers scored per chunk (bounded memory)."
     )
     fallback_to_last_good: bool = Field(
-        default=False, description="Use the last validated partition when the latest one is quarantined."
+        default=False,
+        description="Allow a stale list: when the requested export is missing or failed its checks, build "
+        "from the last validated one (flagged as stale). Same as --allow-stale.",
+    )
+    delivery_dir: Path | None = Field(
+        default=None,
+        description="Folder that receives each new call-list workbook (e.g. a shared drive); none = lake only.",
     )
 
 
