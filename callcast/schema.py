@@ -95,6 +95,15 @@ sales = Table(
 
 TABLE_NAMES: tuple[str, ...] = tuple(metadata.tables)
 
+# Source columns known *before* a call is made. The propensity model accepts only these (and features derived
+# from them by the named functions of ``models.propensity.features``); any other column -- ``duration``, or the
+# same number under another name -- is refused at fit and at predict, with its name in the message.
+PRE_CALL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("age", "job", "marital", "education", "default", "balance", "housing", "loan"),
+    # the call's date, channel and campaign counters as the system records them when the call is placed
+    "campaign_contacts": ("contact_date", "day", "month", "contact", "campaign", "previous", "poutcome"),
+}
+
 # Categories of the UCI file (bank-names.txt), shared by the generator, the checks and the model.
 BANK_CATEGORIES: dict[str, tuple[str, ...]] = {
     "job": (

@@ -1,20 +1,27 @@
-"""Training table, campaign-context features, the feature transformer and the leakage guard."""
+"""Point-in-time feature rows, campaign-context features, the feature transformer and the leakage allowlist.
+
+One builder, :func:`customer_features_as_of`, makes every row the propensity model ever sees: training rows
+(each historical contact, as the customer was before that call) and scoring rows (each customer, as they are
+before a call on the call date). Training and serving therefore cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from callcast.schema import BANK_CATEGORIES
+from callcast.schema import BANK_CATEGORIES, PRE_CALL_COLUMNS
 
 FORBIDDEN_FEATURES: dict[str, str] = {
     "duration": "known only after the call (leaks the outcome)",
-    "pdays": "excluded by the company's specification",
+    "pdays": "days since the customer was last contacted in a previous campaign: excluded by the company's "
+    "specification (never rebuild it from the history either)",
 }
-"""Columns that may never reach the feature matrix, whatever the configuration says."""
+"""Columns that may never reach the feature matrix, whatever the configuration or the schema says."""
 
 CUSTOMER_COLUMNS = [
     "customer_id",
@@ -38,13 +45,33 @@ CONTACT_COLUMNS = [
     "previous",
     "poutcome",
 ]
+HISTORY_COLUMNS = ["contact", "campaign", "previous", "poutcome"]
+"""Pre-call columns of a contact that describe the customer's contact history (rolled forward for scoring)."""
+NEVER_CONTACTED: dict[str, object] = {
+    "contact": "unknown",
+    "campaign": 1,
+    "previous": 0,
+    "poutcome": "unknown",
+}
+"""History columns of a customer with no earlier contact (the UCI file's own convention)."""
+CONTEXT_COLUMNS = ["ctx_volume_7d", "ctx_rate_90d"]
+HISTORY_INPUT_COLUMNS = [
+    "contact_id", "customer_id", "contact_date", *HISTORY_COLUMNS, "y", "outcome_known_on",
+]  # fmt: skip
+"""Columns of ``campaign_contacts`` the builder reads (``updated_at`` too when versions overlap)."""
 AGE_BANDS = (0, 25, 30, 40, 50, 60, 200)
 AGE_BAND_LABELS = ("<25", "25-29", "30-39", "40-49", "50-59", "60+")
 _MONTH_INDEX = {name: i for i, name in enumerate(BANK_CATEGORIES["month"])}
 
 
 class LeakageError(ValueError):
-    """A forbidden column (``duration``, ``pdays``) reached the feature matrix."""
+    """A column not known before the call (or a forbidden one) reached the feature matrix."""
+
+
+def pre_call_columns(schema: Mapping[str, Sequence[str]] | None = None) -> set[str]:
+    """Every source column declared known before a call (``callcast.schema.PRE_CALL_COLUMNS`` by default)."""
+    schema = PRE_CALL_COLUMNS if schema is None else schema
+    return {str(c) for columns in schema.values() for c in columns}
 
 
 def assert_no_leakage(columns: Iterable[str]) -> None:
@@ -57,15 +84,230 @@ def assert_no_leakage(columns: Iterable[str]) -> None:
         raise LeakageError(f"Refusing features {why}. Remove them from the feature set.")
 
 
-# -- training table ---------------------------------------------------------------------------------
+def feature_sources(name: str) -> tuple[str, ...]:
+    """The source columns a feature is computed from (itself for a raw column)."""
+    if name in DERIVED_FEATURES:
+        return DERIVED_FEATURES[name].sources
+    return (name,)
+
+
+def assert_pre_call(features: Iterable[str], allowed: Iterable[str] | None = None) -> None:
+    """Raise :class:`LeakageError` naming every feature that is not known before the call.
+
+    A feature is accepted if it is a declared pre-call source column (``allowed``, default: the schema's
+    :data:`callcast.schema.PRE_CALL_COLUMNS`), or a named derived feature (:data:`DERIVED_FEATURES`) whose
+    sources all are. The forbidden columns (``duration``, ``pdays``) are refused even if declared.
+    """
+    names = [str(f) for f in features]
+    assert_no_leakage(names)
+    allowed_set = pre_call_columns() if allowed is None else {str(a) for a in allowed}
+    refused = []
+    for name in names:
+        missing = [s for s in feature_sources(name) if s not in allowed_set]
+        if missing:
+            refused.append(name if missing == [name] else f"{name} (from {', '.join(missing)})")
+    if refused:
+        raise LeakageError(
+            f"Refusing feature(s) {', '.join(repr(r) for r in refused)}: not declared as known before the call. "
+            "Only columns listed as pre-call in the schema (callcast.schema.PRE_CALL_COLUMNS, or "
+            "CALLCAST_PROPENSITY__EXTRA_PRE_CALL_COLUMNS) and features derived from them by the named functions of "
+            "models.propensity.features may train the model."
+        )
+
+
+# -- the point-in-time builder ----------------------------------------------------------------------
 
 
 def latest_contacts(contacts: pd.DataFrame) -> pd.DataFrame:
     """One row per contact_id: the one with the latest ``updated_at`` (incremental partitions overlap)."""
     frame = contacts.copy()
+    if "updated_at" not in frame.columns:
+        return frame.drop_duplicates("contact_id", keep="last").reset_index(drop=True)
     frame["updated_at"] = pd.to_datetime(frame["updated_at"])
     frame = frame.sort_values(["contact_id", "updated_at"], kind="stable")
     return frame.drop_duplicates("contact_id", keep="last").reset_index(drop=True)
+
+
+def _day(values) -> pd.Series:
+    return pd.to_datetime(pd.Series(values)).dt.normalize().astype("datetime64[ns]")
+
+
+def customer_features_as_of(
+    contacts: pd.DataFrame,
+    customers: pd.DataFrame,
+    requests: pd.DataFrame,
+    rate_prior: float = 0.1,
+    rate_prior_weight: float = 20.0,
+    customer_columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The model's input rows: each requested customer as known at the start of the ``as_of`` day.
+
+    Signature (the one builder of training and scoring rows)::
+
+        customer_features_as_of(contacts, customers, requests, rate_prior=0.1, rate_prior_weight=20.0,
+                                customer_columns=None) -> DataFrame
+
+    - ``contacts``: the ``campaign_contacts`` history (columns :data:`HISTORY_INPUT_COLUMNS`, plus
+      ``updated_at`` when slices overlap: the latest version of each ``contact_id`` wins).
+    - ``customers``: the ``customers`` snapshot (``customer_id`` + ``customer_columns``, default the UCI
+      attributes ``age ... loan``).
+    - ``requests``: one row per wanted feature row: ``customer_id``, ``as_of`` (the call date) and optionally
+      ``contact_id`` (training: the contact the row describes).
+
+    Returns one row per request, in request order: ``customer_id`` (and ``contact_id`` when requested),
+    the customer columns, ``contact, campaign, previous, poutcome`` (history), ``contact_date`` (= ``as_of``),
+    ``day``, ``month`` and the campaign context ``ctx_volume_7d``, ``ctx_rate_90d``.
+
+    Point in time: only what was known before any call on ``as_of`` is used --
+    - a contact already placed *on* ``as_of`` (a historical contact: the training row) contributes its
+      pre-call record (channel, campaign counter, earlier contacts, earlier outcome), never its outcome;
+    - otherwise the history columns roll forward from the customer's latest contact *before* ``as_of``: if its
+      outcome was known before ``as_of`` a new campaign starts (``campaign=1``, ``previous`` = earlier contacts
+      + that campaign's contacts, ``poutcome`` = ``success``/``failure``); if not, the same campaign continues
+      (``campaign`` + 1, ``previous`` and ``poutcome`` unchanged); the channel is the last one used;
+    - a customer never contacted gets :data:`NEVER_CONTACTED`;
+    - the context counts contacts strictly before ``as_of`` and outcomes known before it.
+    No recency feature (days since a contact) is built: that is ``pdays`` under another name.
+
+    Training calls it for every labelled contact with ``as_of = contact_date`` and its ``contact_id``
+    (:func:`build_training_table`); scoring calls it for every customer with ``as_of = call_date``
+    (:func:`scoring_rows_as_of`). Rebuilding a historical contact's scoring row as of its date gives
+    exactly its training row (tested).
+    """
+    columns = list(customer_columns or CUSTOMER_COLUMNS[1:])
+    req = pd.DataFrame(
+        {
+            "customer_id": requests["customer_id"].astype("int64").to_numpy(),
+            "as_of": _day(requests["as_of"]).to_numpy(),
+        }
+    )
+    with_contact = "contact_id" in requests.columns
+    if with_contact:
+        req["contact_id"] = pd.to_numeric(requests["contact_id"]).astype("Int64").to_numpy()
+    req["_order"] = np.arange(len(req))
+    history = _history(contacts)
+    hist_cols = ["contact_id", "customer_id", "contact_date", *HISTORY_COLUMNS, "y", "outcome_known_on"]
+    history = history[hist_cols]
+
+    # 1. a contact placed on the as-of day: its pre-call record
+    if with_contact:
+        same_day = req[["_order", "contact_id"]].merge(
+            history[["contact_id", *HISTORY_COLUMNS]], on="contact_id", how="inner"
+        )
+    else:
+        on_day = history.sort_values(["customer_id", "contact_date", "contact_id"], kind="stable")
+        on_day = on_day.drop_duplicates(["customer_id", "contact_date"], keep="first")
+        same_day = req[["_order", "customer_id", "as_of"]].merge(
+            on_day[["customer_id", "contact_date", *HISTORY_COLUMNS]],
+            left_on=["customer_id", "as_of"],
+            right_on=["customer_id", "contact_date"],
+            how="inner",
+        )
+    same_day = same_day.set_index("_order")
+
+    # 2. otherwise: roll forward from the latest contact strictly before the as-of day
+    ordered = req.sort_values("as_of", kind="stable")
+    prior = history.sort_values(["contact_date", "contact_id"], kind="stable").rename(
+        columns={c: f"last_{c}" for c in hist_cols if c != "customer_id"}
+    )
+    prior["_on"] = prior["last_contact_date"]
+    last = pd.merge_asof(
+        ordered[["_order", "customer_id", "as_of"]],
+        prior,
+        left_on="as_of",
+        right_on="_on",
+        by="customer_id",
+        allow_exact_matches=False,
+        direction="backward",
+    ).set_index("_order")
+    last = last.reindex(req["_order"])
+    has_last = last["last_contact_id"].notna().to_numpy()
+    known = (
+        has_last
+        & last["last_y"].notna().to_numpy()
+        & (last["last_outcome_known_on"] < req["as_of"].to_numpy()).to_numpy()
+    )
+    bought = (last["last_y"].astype("string") == "yes").fillna(False).to_numpy(dtype=bool)
+    last_campaign = pd.to_numeric(last["last_campaign"]).to_numpy(dtype=float)
+    last_previous = pd.to_numeric(last["last_previous"]).to_numpy(dtype=float)
+    n = len(req)
+    campaign = np.full(n, float(NEVER_CONTACTED["campaign"]))
+    previous = np.full(n, float(NEVER_CONTACTED["previous"]))
+    poutcome = np.full(n, NEVER_CONTACTED["poutcome"], dtype=object)
+    contact = np.full(n, NEVER_CONTACTED["contact"], dtype=object)
+    cont = has_last & ~known
+    campaign[known], previous[known] = 1.0, (last_previous + last_campaign)[known]
+    poutcome[known] = np.where(bought[known], "success", "failure")
+    campaign[cont], previous[cont] = last_campaign[cont] + 1, last_previous[cont]
+    poutcome[cont] = last["last_poutcome"].to_numpy(dtype=object)[cont]
+    contact[has_last] = last["last_contact"].to_numpy(dtype=object)[has_last]
+    rolled = pd.DataFrame(
+        {"contact": contact, "campaign": campaign, "previous": previous, "poutcome": poutcome},
+        index=req["_order"],
+    )
+    if len(same_day):
+        rolled.loc[same_day.index, HISTORY_COLUMNS] = same_day[HISTORY_COLUMNS].to_numpy(dtype=object)
+
+    # 3. customer attributes (the snapshot) and the call date's context
+    attrs = customers[["customer_id", *columns]].copy()
+    attrs["customer_id"] = attrs["customer_id"].astype("int64")
+    attrs = attrs.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    missing = ~req["customer_id"].isin(attrs.index)
+    if missing.any():
+        raise KeyError(
+            f"{int(missing.sum())} requested customer(s) are not in the customers snapshot "
+            f"(e.g. {req.loc[missing, 'customer_id'].head(3).tolist()}); refresh the customers export."
+        )
+    out = pd.DataFrame({"customer_id": req["customer_id"].to_numpy()})
+    if with_contact:
+        out.insert(0, "contact_id", req["contact_id"].to_numpy())
+    picked = attrs.loc[req["customer_id"].to_numpy(), columns]
+    for c in columns:
+        out[c] = picked[c].to_numpy()
+    out["contact"] = rolled["contact"].to_numpy(dtype=object)
+    out["campaign"] = rolled["campaign"].to_numpy(dtype=float).astype("int64")
+    out["previous"] = rolled["previous"].to_numpy(dtype=float).astype("int64")
+    out["poutcome"] = rolled["poutcome"].to_numpy(dtype=object)
+    as_of = pd.DatetimeIndex(req["as_of"])
+    out["contact_date"] = as_of.to_numpy()
+    out["day"] = as_of.day.to_numpy(dtype="int64")
+    out["month"] = np.asarray(BANK_CATEGORIES["month"], dtype=object)[as_of.month.to_numpy() - 1]
+    ctx = context_for_dates(history, req["as_of"], rate_prior, rate_prior_weight)
+    out[CONTEXT_COLUMNS] = ctx[CONTEXT_COLUMNS].to_numpy()
+    return out
+
+
+def _history(contacts: pd.DataFrame) -> pd.DataFrame:
+    """Deduplicated contacts with day-resolution dates; fails naming the columns it lacks."""
+    need = [c for c in HISTORY_INPUT_COLUMNS if c not in contacts.columns]
+    if need:
+        raise KeyError(f"campaign_contacts lacks {need}: the feature builder needs {HISTORY_INPUT_COLUMNS}")
+    history = latest_contacts(contacts) if contacts["contact_id"].duplicated().any() else contacts.copy()
+    history = history.reset_index(drop=True)
+    history["customer_id"] = history["customer_id"].astype("int64")
+    history["contact_date"] = _day(history["contact_date"]).to_numpy()
+    history["outcome_known_on"] = _day(history["outcome_known_on"]).to_numpy()
+    return history
+
+
+def scoring_rows_as_of(
+    contacts: pd.DataFrame,
+    customers: pd.DataFrame,
+    call_date,
+    customer_ids: Sequence[int] | None = None,
+    rate_prior: float = 0.1,
+    rate_prior_weight: float = 20.0,
+    customer_columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Scoring rows of ``customer_ids`` (default: every customer) for a call on ``call_date``.
+
+    A thin wrapper of :func:`customer_features_as_of` with ``as_of = call_date`` for every customer.
+    """
+    ids = customers["customer_id"] if customer_ids is None else pd.Series(customer_ids)
+    requests = pd.DataFrame({"customer_id": np.asarray(ids, dtype="int64"), "as_of": pd.Timestamp(call_date)})
+    return customer_features_as_of(
+        contacts, customers, requests, rate_prior, rate_prior_weight, customer_columns
+    )
 
 
 def build_training_table(
@@ -74,27 +316,34 @@ def build_training_table(
     as_of: pd.Timestamp | str | None = None,
     rate_prior: float = 0.1,
     rate_prior_weight: float = 20.0,
+    customer_columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Labelled contacts joined to their customer, with campaign context, oldest first.
+    """Labelled contacts as the customer was before each call (:func:`customer_features_as_of`), oldest first.
 
     ``contacts`` may hold several versions of a contact (deduplicated here). Only outcomes known on or before
-    ``as_of`` are labels; ``duration`` and ``pdays`` are dropped.
+    ``as_of`` are labels (and history). Columns not declared pre-call (``duration``, ``pdays``, anything
+    else) never enter the table: the builder only emits its own columns, plus ``y`` (0/1).
     """
-    history = latest_contacts(contacts)
-    history["contact_date"] = pd.to_datetime(history["contact_date"])
-    history["outcome_known_on"] = pd.to_datetime(history["outcome_known_on"])
+    history = _history(contacts)
     if as_of is not None:
         cutoff = pd.Timestamp(as_of)
         history = history[history["contact_date"] <= cutoff].copy()
         history.loc[history["outcome_known_on"] > cutoff, ["y", "outcome_known_on"]] = None
-    labelled = history[history["y"].notna()]
-    table = labelled[CONTACT_COLUMNS + ["y"]].merge(
-        customers[CUSTOMER_COLUMNS], on="customer_id", how="inner", validate="many_to_one"
+    labelled = history[history["y"].notna()].sort_values(["contact_date", "contact_id"], kind="stable")
+    requests = pd.DataFrame(
+        {
+            "customer_id": labelled["customer_id"].to_numpy(),
+            "as_of": labelled["contact_date"].to_numpy(),
+            "contact_id": labelled["contact_id"].to_numpy(),
+        }
     )
-    table = add_context_features(table, history, rate_prior=rate_prior, rate_prior_weight=rate_prior_weight)
-    table["y"] = (table["y"].astype(str) == "yes").astype(np.int8)
-    table = table.sort_values(["contact_date", "contact_id"], kind="stable").reset_index(drop=True)
-    return table
+    known_customers = set(customers["customer_id"].astype("int64"))
+    keep = requests["customer_id"].isin(known_customers).to_numpy()
+    table = customer_features_as_of(
+        history, customers, requests[keep], rate_prior, rate_prior_weight, customer_columns
+    )
+    table["y"] = (labelled["y"].astype(str).to_numpy()[keep] == "yes").astype(np.int8)
+    return table.reset_index(drop=True)
 
 
 def context_for_dates(
@@ -149,8 +398,8 @@ def add_context_features(
 
 def feature_values(frame: pd.DataFrame, name: str) -> np.ndarray | pd.Series:
     """One feature's values for every row: the raw column (as it is) or the derived one (vectorised)."""
-    if name in _DERIVED:
-        return _DERIVED[name](frame)
+    if name in DERIVED_FEATURES and not (name in CONTEXT_COLUMNS and name in frame.columns):
+        return DERIVED_FEATURES[name](frame)
     if name in frame.columns:
         return frame[name]
     raise KeyError(f"feature {name!r} is neither an input column nor a known derived feature")
@@ -198,17 +447,86 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
-_DERIVED = {
-    "balance_slog": lambda f: _signed_log(_num(f, "balance")),
-    "campaign_log": lambda f: np.log1p(np.clip(_num(f, "campaign"), 0, None)),
-    "previous_log": lambda f: np.log1p(np.clip(_num(f, "previous"), 0, None)),
-    "prev_success": lambda f: _lookup(f["poutcome"], {"success": 1.0}, default=0.0),
-    "month_sin": lambda f: np.sin(_month_angle(f)),
-    "month_cos": lambda f: np.cos(_month_angle(f)),
-    "age_band": _age_band,
-    "ctx_volume_7d_log": lambda f: np.log1p(_num(f, "ctx_volume_7d")),
-    "ctx_rate_90d_logit": _logit_rate,
+def _cross(*columns: str):
+    """A categorical interaction: the values of ``columns`` joined by ``|`` (missing if any part is)."""
+
+    def make(frame: pd.DataFrame) -> np.ndarray:
+        parts = [frame[c].astype(object).to_numpy() for c in columns]
+        joined = np.array(["|".join(map(str, v)) for v in zip(*parts, strict=True)], dtype=object)
+        missing = np.zeros(len(frame), dtype=bool)
+        for part in parts:
+            missing |= pd.isna(part)
+        joined[missing] = None
+        return joined
+
+    return make
+
+
+def _age_band_values(frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(_age_band(frame).astype(object))
+
+
+@dataclass(frozen=True)
+class DerivedFeature:
+    """A feature computed by a named, vectorised function from declared source columns."""
+
+    function: object
+    sources: tuple[str, ...]
+    description: str = ""
+
+    def __call__(self, frame: pd.DataFrame):
+        return self.function(frame)  # type: ignore[operator]
+
+
+DERIVED_FEATURES: dict[str, DerivedFeature] = {
+    "balance_slog": DerivedFeature(
+        lambda f: _signed_log(_num(f, "balance")), ("balance",), "signed log of balance"
+    ),
+    "campaign_log": DerivedFeature(
+        lambda f: np.log1p(np.clip(_num(f, "campaign"), 0, None)),
+        ("campaign",),
+        "log(1 + contacts this campaign)",
+    ),
+    "previous_log": DerivedFeature(
+        lambda f: np.log1p(np.clip(_num(f, "previous"), 0, None)), ("previous",), "log(1 + earlier contacts)"
+    ),
+    "prev_success": DerivedFeature(
+        lambda f: _lookup(f["poutcome"], {"success": 1.0}, default=0.0),
+        ("poutcome",),
+        "previous campaign succeeded",
+    ),
+    "month_sin": DerivedFeature(lambda f: np.sin(_month_angle(f)), ("month",), "contact-month seasonality"),
+    "month_cos": DerivedFeature(lambda f: np.cos(_month_angle(f)), ("month",), "contact-month seasonality"),
+    "age_band": DerivedFeature(_age_band, ("age",), "age band"),
+    "ctx_volume_7d": DerivedFeature(
+        lambda f: _num(f, "ctx_volume_7d"), ("contact_date",), "contacts in the 7 days before the call date"
+    ),
+    "ctx_rate_90d": DerivedFeature(
+        lambda f: _num(f, "ctx_rate_90d"),
+        ("contact_date",),
+        "conversion of outcomes known before the call date, 90 days back",
+    ),
+    "ctx_volume_7d_log": DerivedFeature(
+        lambda f: np.log1p(_num(f, "ctx_volume_7d")), ("contact_date",), "log 7-day contact volume"
+    ),
+    "ctx_rate_90d_logit": DerivedFeature(
+        _logit_rate, ("contact_date",), "logit of the 90-day known conversion"
+    ),
+    "poutcome_x_contact": DerivedFeature(
+        _cross("poutcome", "contact"), ("poutcome", "contact"), "previous outcome x channel"
+    ),
+    "housing_x_loan": DerivedFeature(
+        _cross("housing", "loan"), ("housing", "loan"), "housing loan x personal loan"
+    ),
+    "age_band_x_marital": DerivedFeature(
+        lambda f: _cross("age_band", "marital")(f.assign(age_band=_age_band_values(f))),
+        ("age", "marital"),
+        "age band x marital status",
+    ),
+    "job_x_education": DerivedFeature(_cross("job", "education"), ("job", "education"), "job x education"),
 }
+"""Named derived features and the source columns they read (checked against the pre-call allowlist)."""
+_DERIVED = DERIVED_FEATURES
 
 
 def _category_codes(values, categories: pd.Index) -> np.ndarray:
@@ -268,15 +586,23 @@ class BankFeatures(TransformerMixin, BaseEstimator):
 
 
 class LeakageGuard(TransformerMixin, BaseEstimator):
-    """Pass-through step that raises :class:`LeakageError` if a forbidden column reaches it (fit and predict)."""
+    """Pass-through step enforcing the pre-call allowlist on the feature names (at fit and at predict).
+
+    ``allowed`` lists the source columns known before a call (default: the schema's
+    :data:`callcast.schema.PRE_CALL_COLUMNS`); every feature must be one of them or a named derived feature
+    of them (:func:`assert_pre_call`). ``duration`` and ``pdays`` are refused whatever ``allowed`` says.
+    """
+
+    def __init__(self, allowed: Sequence[str] | None = None) -> None:
+        self.allowed = allowed
 
     def fit(self, X: pd.DataFrame, y=None) -> LeakageGuard:
-        assert_no_leakage(X.columns)
+        assert_pre_call(X.columns, getattr(self, "allowed", None))
         self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        assert_no_leakage(X.columns)
+        assert_pre_call(X.columns, getattr(self, "allowed", None))
         return X
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
