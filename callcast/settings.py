@@ -84,6 +84,52 @@ class ApiSettings(BaseModel):
     reload_seconds: float = Field(default=5.0, ge=0.5, description="How often to look for a new champion.")
 
 
+class ServerSettings(BaseModel):
+    """The one local Prefect server (UI + API) every command uses; nested under ``CALLCAST_SERVER__*``.
+
+    Its database is SQLite under ``<home>/prefect`` unless ``PREFECT_API_DATABASE_CONNECTION_URL`` is set.
+    """
+
+    host: str = Field(default="127.0.0.1", description="Address the Prefect server binds to.")
+    port: int = Field(default=4200, ge=1, le=65535, description="Port of the Prefect UI and API.")
+    autostart: bool = Field(
+        default=True,
+        description="Start the local server when a command needs it and none runs; false: Prefect's "
+        "temporary in-process server (runs not in the UI).",
+    )
+    start_timeout_seconds: float = Field(
+        default=180.0, ge=5, description="How long to wait for it to answer."
+    )
+    work_pool: str = Field(default="callcast-local", description="Process work pool of the deployments.")
+    pool_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Flow runs the work pool runs at once (keeps a small machine responsive).",
+    )
+
+
+class AlertSettings(BaseModel):
+    """Who hears about failures, failed checks, drift and a missing export; nested under ``CALLCAST_ALERTS__*``."""
+
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Where notifications go (secret). Kind set by CALLCAST_ALERTS__CHANNEL; none = no alerts.",
+    )
+    channel: Literal["webhook", "teams", "slack"] = Field(
+        default="webhook",
+        description="webhook: JSON POST {subject, body}; teams: a Teams workflow URL; slack: a Slack webhook.",
+    )
+    block_name: str | None = Field(
+        default=None,
+        description="Use this saved Prefect notification block instead (e.g. an e-mail block made in the UI).",
+    )
+    export_deadline_seconds: int = Field(
+        default=26 * 3600,
+        ge=10,
+        description="Alert when a table's next callcast.export.completed has not come this long after the last.",
+    )
+
+
 class Settings(BaseSettings):
     """callcast configuration. Defaults are the embedded ones (SQLite + a local lake under ``.callcast/``)."""
 
@@ -126,6 +172,8 @@ class Settings(BaseSettings):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("home")
     @classmethod
