@@ -45,6 +45,17 @@ class ExportSettings(BaseSettings):
         default="auto",
         description="PostgreSQL COPY through psql (C speed, same snapshot) when on PATH, or through the driver.",
     )
+    lookback: dict[str, float] = Field(
+        default={"sales": 5000, "campaign_contacts": 2},
+        description="Late-row look-back per incremental table, in the watermark's unit (ids for an integer "
+        "watermark, days for a date/timestamp one): rows at most this far behind the last exported watermark "
+        "are picked up once (de-duplicated on the table's key).",
+    )
+    late_rows: Literal["include", "fail"] = Field(
+        default="include",
+        description="Late rows inside the look-back window: 'include' them in the new slice, or 'fail' the "
+        "export reporting their count and oldest watermark. Rows later than the window always fail the export.",
+    )
     retries: int = Field(default=3, ge=0, description="Retries of a table export on transient errors.")
     retry_delay_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each time.")
 
@@ -146,6 +157,11 @@ class Settings(BaseSettings):
     )
     lake_url: str | None = Field(
         default=None, description="Lake: a local directory or az://<container>/<prefix>; default <home>/lake."
+    )
+    lake_lock_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a writer waits for another writer's lease on the same lake partition.",
     )
     azure_connection_string: SecretStr | None = Field(
         default=None, description="Azure Blob connection string (secret) for an az:// lake."
