@@ -1,9 +1,21 @@
 """Build the demo company's operational database (SQLite, PostgreSQL or MariaDB) and advance it by a day.
 
 ``build_demo_database`` recreates every table from the UCI bank file and the sales simulator;
-``advance_one_day`` appends one business day: that day's sales, new customers, new contacts (their outcome
-unknown yet) and the outcomes of earlier contacts that became known. A :class:`DemoShift` changes the
-distributions from a chosen day, for drift tests. Everything is seeded: the same seed gives the same rows.
+``advance_one_day`` appends one day: that day's sales, new customers, new contacts (their outcome unknown yet)
+and the outcomes of earlier contacts that became known. Everything is seeded: the same seed gives the same rows.
+
+**The closed loop.** Given the latest call list (``called_customer_ids``, best first), the phone team works
+through it on business days (no calls on weekends or holidays): up to ``capacity`` calls, of which a
+``control_share`` go to customers drawn at random among the callable ones who are *not* on the list (the
+random-calling baseline that measures whether the list works). Customers who opted out, already bought or
+still wait for the outcome of an earlier call are skipped (and counted). Outcomes are drawn from a hidden
+ground-truth model of the simulator (:func:`truth_probability`, never callcast's model) and become known 3-10
+days after the call. Without a list the team calls random customers, as before the loop existed.
+
+**Shifts.** A :class:`DemoShift` changes the world from its ``start`` day: demand, promotions, new customers'
+profile, the profile of a share of *existing* customers (applied once, on the first shifted day), the contact
+channel, and the ground truth itself (``truth_change``: the hidden effects of housing, loans and age reverse,
+a previous success matters less), so a model trained before the shift ranks worse after it.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -27,6 +39,7 @@ from demo_company.bank import SEEDED_UNTIL, bank_tables, synthetic_names, synthe
 from demo_company.sales import (
     SalesShift,
     SalesSimConfig,
+    is_holiday,
     iter_sales,
     make_products,
     make_stores,
@@ -60,6 +73,18 @@ class DemoShift(BaseModel):
     age_offset: int = Field(0, description="added to new customers' age")
     balance_factor: float = Field(1.0, gt=0, description="multiplies new customers' balance")
     telephone_share: float | None = Field(None, ge=0, le=1, description="share of new contacts by telephone")
+    existing_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of existing customers whose age/balance shift too (once, at start)",
+    )
+    truth_change: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="how far the hidden ground truth moves (1 = housing/loan/age effects reverse)",
+    )
 
     def sales_shift(self) -> SalesShift:
         return SalesShift(
@@ -169,32 +194,61 @@ def build_demo_database(
 _OUTCOME_LAG_DAYS = (3, 10)
 _NEW_CUSTOMERS_PER_DAY = 25
 _CONTACTS_PER_DAY = 60
+CONTROL_SHARE = 0.1
+"""Default share of the day's calls made to random callable customers off the list (the control group)."""
 
 
-def _contact_outcome_probability(contact: dict[str, Any], customer: dict[str, Any]) -> float:
-    """A plausible conversion probability, so that models trained on the history keep making sense."""
+def truth_probability(
+    poutcome: str, contact: str, housing: str, loan: str, age: int, campaign: int, truth_change: float = 0.0
+) -> float:
+    """The simulator's hidden ground truth: probability that a call converts.
+
+    Plausible, so that models trained on the history keep making sense; ``truth_change`` (0..1) moves it: the
+    housing, loan and age effects shrink and reverse, and a previous success counts for less.
+    """
+    flip = 1.0 - 2.0 * truth_change
     logit = -2.3
-    logit += {"success": 2.2, "failure": -0.2, "other": 0.3}.get(contact["poutcome"], 0.0)
-    logit += 0.35 if contact["contact"] == "cellular" else (-0.9 if contact["contact"] == "unknown" else 0.0)
-    logit -= 0.8 if customer["housing"] == "yes" else 0.0
-    logit -= 0.4 if customer["loan"] == "yes" else 0.0
-    logit += 0.6 if customer["age"] >= 60 or customer["age"] < 25 else 0.0
-    logit -= 0.08 * max(contact["campaign"] - 1, 0)
+    success = 2.2 * (1.0 - 0.7 * truth_change)
+    logit += {"success": success, "failure": -0.2, "other": 0.3}.get(poutcome, 0.0)
+    logit += 0.35 if contact == "cellular" else (-0.9 if contact == "unknown" else 0.0)
+    logit -= flip * 0.8 if housing == "yes" else 0.0
+    logit -= flip * 0.4 if loan == "yes" else 0.0
+    logit += flip * 0.6 if age >= 60 or age < 25 else 0.0
+    logit -= 0.08 * max(campaign - 1, 0)
     return 1.0 / (1.0 + math.exp(-logit))
 
 
-def advance_one_day(engine: Engine, shift: DemoShift | None = None) -> dict[str, Any]:
-    """Append the next business day; returns what was added. A shift, once given, stays recorded."""
+def is_business_day(day: date) -> bool:
+    """Whether the phone team works on ``day`` (Monday to Friday, not a demo holiday)."""
+    return day.weekday() < 5 and not is_holiday(day)
+
+
+def advance_one_day(
+    engine: Engine,
+    shift: DemoShift | None = None,
+    called_customer_ids: Sequence[int] | None = None,
+    capacity: int | None = None,
+    control_share: float = CONTROL_SHARE,
+) -> dict[str, Any]:
+    """Append the next day; returns what was added. A shift, once given, stays recorded.
+
+    ``called_customer_ids`` is the latest call list, best first (``None``: no list yet, the team calls
+    random customers). ``capacity`` is the number of calls the team makes per business day (default: the
+    list's length); ``control_share`` of them go to random callable customers off the list.
+    """
+    if not 0 <= control_share < 1:
+        raise ValueError(f"control_share must be in [0, 1), got {control_share}")
     with engine.begin() as conn:
         state = _get_state(conn)
         if shift is not None:
-            _set_state(conn, shift=shift.model_dump(mode="json"))
+            _set_state(conn, shift=shift.model_dump(mode="json"), shift_applied=False)
+            state["shift_applied"] = False
         elif state.get("shift"):
             shift = DemoShift(**state["shift"])
         cfg = SalesSimConfig(**state["sales_config"])
         seed = int(state["seed"])
         last_days = [
-            d if isinstance(d, date) else date.fromisoformat(str(d)[:10])
+            _as_date(d)
             for d in (
                 conn.execute(sa.select(sa.func.max(sales.c.sale_date))).scalar(),
                 conn.execute(sa.select(sa.func.max(campaign_contacts.c.contact_date))).scalar(),
@@ -204,6 +258,11 @@ def advance_one_day(engine: Engine, shift: DemoShift | None = None) -> dict[str,
         ]
         day = max(last_days) + timedelta(days=1)
         active_shift = shift if shift is not None and day >= shift.start else None
+        shifted_existing = 0
+        if active_shift is not None and not state.get("shift_applied") and active_shift.existing_share > 0:
+            shifted_existing = _shift_existing_customers(conn, active_shift, seed)
+        if active_shift is not None and not state.get("shift_applied"):
+            _set_state(conn, shift_applied=True)
         next_sale_id = (conn.execute(sa.select(sa.func.max(sales.c.sale_id))).scalar() or 0) + 1
         day_sales = sales_for_day(
             cfg, day, next_sale_id, active_shift.sales_shift() if active_shift else None
@@ -212,16 +271,110 @@ def advance_one_day(engine: Engine, shift: DemoShift | None = None) -> dict[str,
         rng = np.random.default_rng([seed, day.toordinal()])
         new_customers = _new_customers(conn, rng, day, seed, active_shift)
         insert_frame(conn, customers, new_customers)
-        new_contacts = _new_contacts(conn, rng, day, active_shift)
+        calls: dict[str, Any] = {
+            "listed": 0,
+            "control": 0,
+            "skipped": 0,
+            "business_day": is_business_day(day),
+        }
+        if called_customer_ids is None:
+            chosen = _random_customers(conn, rng)
+        elif calls["business_day"]:
+            chosen, calls = _work_through_list(
+                conn, rng, day, list(called_customer_ids), capacity, control_share, calls
+            )
+        else:
+            chosen = []
+        new_contacts = _new_contacts(conn, rng, day, active_shift, chosen)
         insert_frame(conn, campaign_contacts, new_contacts)
-        resolved = _resolve_outcomes(conn, day, seed)
+        resolved = _resolve_outcomes(conn, day, seed, shift)
     return {
         "day": day,
         "sales": len(day_sales),
         "customers": len(new_customers),
         "contacts": len(new_contacts),
         "outcomes": resolved,
+        "calls": calls,
+        "shifted_existing_customers": shifted_existing,
     }
+
+
+def _as_date(value: Any) -> date:
+    return (
+        value
+        if isinstance(value, date) and not isinstance(value, datetime)
+        else date.fromisoformat(str(value)[:10])
+    )
+
+
+def _random_customers(conn: Connection, rng: np.random.Generator) -> list[int]:
+    max_customer = conn.execute(sa.select(sa.func.max(customers.c.customer_id))).scalar()
+    return sorted({int(x) for x in rng.integers(1, max_customer + 1, _CONTACTS_PER_DAY)})
+
+
+def _not_callable(conn: Connection) -> set[int]:
+    """Customers the team never calls: opted out, already bought, or still waiting for an outcome."""
+    opted = conn.execute(sa.select(customers.c.customer_id).where(customers.c.opted_out.is_(True)))
+    busy = conn.execute(
+        sa.select(campaign_contacts.c.customer_id)
+        .where(sa.or_(campaign_contacts.c.y.is_(None), campaign_contacts.c.y == "yes"))
+        .distinct()
+    )
+    return {int(r[0]) for r in opted} | {int(r[0]) for r in busy}
+
+
+def _work_through_list(
+    conn: Connection,
+    rng: np.random.Generator,
+    day: date,
+    listed: list[int],
+    capacity: int | None,
+    control_share: float,
+    calls: dict[str, Any],
+) -> tuple[list[int], dict[str, Any]]:
+    """The day's calls: the list from the top (skipping the uncallable) plus a random control group."""
+    capacity = len(listed) if capacity is None else int(capacity)
+    n_control = int(round(capacity * control_share))
+    n_listed = capacity - n_control
+    blocked = _not_callable(conn)
+    on_list = set(listed)
+    picked: list[int] = []
+    skipped = 0
+    for customer_id in listed:
+        if len(picked) >= n_listed:
+            break
+        if int(customer_id) in blocked:
+            skipped += 1
+            continue
+        picked.append(int(customer_id))
+    max_customer = conn.execute(sa.select(sa.func.max(customers.c.customer_id))).scalar() or 0
+    pool = np.setdiff1d(np.arange(1, max_customer + 1), np.fromiter(blocked | on_list, dtype=np.int64))
+    control = rng.choice(pool, size=min(n_control, pool.size), replace=False).tolist() if n_control else []
+    calls.update(listed=len(picked), control=len(control), skipped=skipped)
+    return picked + [int(c) for c in control], calls
+
+
+def _shift_existing_customers(conn: Connection, shift: DemoShift, seed: int) -> int:
+    """Move a share of existing customers' age and balance (the shift reaches the whole base, not only newcomers)."""
+    rows = conn.execute(sa.select(customers.c.customer_id, customers.c.age, customers.c.balance)).all()
+    rng = np.random.default_rng([seed, shift.start.toordinal(), 7])
+    chosen = [r for r, pick in zip(rows, rng.random(len(rows)) < shift.existing_share, strict=True) if pick]
+    if not chosen:
+        return 0
+    conn.execute(
+        customers.update()
+        .where(customers.c.customer_id == sa.bindparam("cid"))
+        .values(age=sa.bindparam("new_age"), balance=sa.bindparam("new_balance")),
+        [
+            {
+                "cid": int(r.customer_id),
+                "new_age": int(min(max(int(r.age) + shift.age_offset, 18), 95)),
+                "new_balance": int(round(int(r.balance) * shift.balance_factor)),
+            }
+            for r in chosen
+        ],
+    )
+    return len(chosen)
 
 
 def _new_customers(
@@ -274,12 +427,11 @@ def _new_customers(
 
 
 def _new_contacts(
-    conn: Connection, rng: np.random.Generator, day: date, shift: DemoShift | None
+    conn: Connection, rng: np.random.Generator, day: date, shift: DemoShift | None, chosen: list[int]
 ) -> pd.DataFrame:
-    n = _CONTACTS_PER_DAY
-    max_customer = conn.execute(sa.select(sa.func.max(customers.c.customer_id))).scalar()
     first_id = (conn.execute(sa.select(sa.func.max(campaign_contacts.c.contact_id))).scalar() or 0) + 1
-    chosen = sorted({int(x) for x in rng.integers(1, max_customer + 1, n)})
+    if not chosen:
+        return pd.DataFrame(columns=[c.name for c in campaign_contacts.c])
     last = {
         row.customer_id: row
         for row in conn.execute(
@@ -334,8 +486,9 @@ def _new_contacts(
     return pd.DataFrame(rows, columns=[c.name for c in campaign_contacts.c])
 
 
-def _resolve_outcomes(conn: Connection, day: date, seed: int) -> int:
-    """Outcomes become known 3-10 days after the call (seeded per contact)."""
+def _resolve_outcomes(conn: Connection, day: date, seed: int, shift: DemoShift | None) -> int:
+    """Outcomes become known 3-10 days after the call (seeded per contact), drawn from the hidden truth
+    in force on the call date."""
     pending = (
         conn.execute(
             sa.select(campaign_contacts, customers.c.age, customers.c.housing, customers.c.loan)
@@ -347,16 +500,17 @@ def _resolve_outcomes(conn: Connection, day: date, seed: int) -> int:
     )
     resolved = 0
     for row in pending:
-        contact_day = (
-            row["contact_date"]
-            if isinstance(row["contact_date"], date)
-            else date.fromisoformat(str(row["contact_date"])[:10])
-        )
+        contact_day = _as_date(row["contact_date"])
         lag = _OUTCOME_LAG_DAYS[0] + row["contact_id"] % (_OUTCOME_LAG_DAYS[1] - _OUTCOME_LAG_DAYS[0] + 1)
         if (day - contact_day).days < lag:
             continue
         rng = np.random.default_rng([seed, row["contact_id"]])
-        outcome = "yes" if rng.random() < _contact_outcome_probability(row, row) else "no"
+        change = shift.truth_change if shift is not None and contact_day >= shift.start else 0.0
+        p = truth_probability(
+            row["poutcome"], row["contact"], row["housing"], row["loan"], int(row["age"]),
+            int(row["campaign"]), change,
+        )  # fmt: skip
+        outcome = "yes" if rng.random() < p else "no"
         conn.execute(
             campaign_contacts.update()
             .where(campaign_contacts.c.contact_id == row["contact_id"])
