@@ -140,6 +140,11 @@ def monitoring(model: str) -> str:
     return f"monitoring/{safe_name(model)}"
 
 
+def monitoring_reference(model: str, version: str) -> str:
+    """The reference distributions a model version is monitored against (built once per version)."""
+    return f"{monitoring(model)}/reference/{safe_name(version)}.json"
+
+
 def analytics(name: str) -> str:
     return f"analytics/{safe_name(name)}"
 

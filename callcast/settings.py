@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from data_checks.config import ChecksConfig
 from models.forecasting.config import ForecastConfig
+from models.monitoring.config import MonitoringConfig
 from models.propensity.config import PropensityConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +189,7 @@ class Settings(BaseSettings):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
