@@ -17,6 +17,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# A CLI command in a test never starts the long-lived local server (tests that want one start it themselves).
+os.environ["CALLCAST_SERVER__AUTOSTART"] = "false"
 
 BANK_FULL = Path(__file__).resolve().parents[1] / "demo_company" / "data" / "bank-full.csv.gz"
 
@@ -37,7 +39,7 @@ def callcast_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("CALLCAST_HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("CALLCAST_") and name != "CALLCAST_HOME":
+        if name.startswith("CALLCAST_") and name not in ("CALLCAST_HOME", "CALLCAST_SERVER__AUTOSTART"):
             monkeypatch.delenv(name, raising=False)
     return home
 
