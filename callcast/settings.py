@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from data_checks.config import ChecksConfig
+from models.analytics.config import AnalyticsSettings
 from models.forecasting.config import ForecastConfig
 from models.monitoring.config import MonitoringConfig
 from models.propensity.config import PropensityConfig
@@ -192,6 +193,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @field_validator("home")
     @classmethod

@@ -241,9 +241,11 @@ def call_list_lift(lists: pd.DataFrame, contacts: pd.DataFrame, window_days: int
     """Conversion of listed customers' contacts against other contacts in the same window, per list.
 
     ``lists``: ``list_date``, ``call_date``, ``customer_id`` (+ optional ``estimated_base_rate``: the
-    model's mean probability over the eligible customers). A contact counts for a list when its date falls in
-    ``[call_date, call_date + window_days)``. Outcomes not known yet are counted as pending, not as failures.
-    The last row (``list_date = "all"``) pools every list. Lift = listed rate / other rate, Katz interval.
+    model's mean probability over the eligible customers). Each contact is attributed to the most recent list
+    whose call date is on or before the contact's date, if within ``window_days`` of it (so no contact counts
+    twice); it is a *listed* contact when its customer is on that list, else an *other* contact (in the demo's
+    closed loop: the random control group). Outcomes not known yet are pending, never failures. The last row
+    (``list_date = "all"``) pools every list. Lift = listed rate / other rate with the Katz interval.
     """
     if lists.empty or contacts.empty:
         return pd.DataFrame(columns=LIFT_COLUMNS)
@@ -252,16 +254,37 @@ def call_list_lift(lists: pd.DataFrame, contacts: pd.DataFrame, window_days: int
     y = frame["y"].astype("string")
     frame["known"] = y.isin(["yes", "no"]).fillna(False).to_numpy(dtype=bool)
     frame["sale"] = y.eq("yes").fillna(False).to_numpy(dtype=bool)
+    frame["customer_id"] = frame["customer_id"].astype("int64")
+    heads = (
+        lists[["list_date", "call_date"]]
+        .drop_duplicates()
+        .assign(call_ts=lambda d: pd.to_datetime(d["call_date"]))
+        .sort_values(["call_ts", "list_date"], kind="stable")
+        .drop_duplicates("call_ts", keep="last")
+    )
+    attributed = pd.merge_asof(
+        frame.sort_values("contact_date", kind="stable"),
+        heads[["call_ts", "list_date"]],
+        left_on="contact_date",
+        right_on="call_ts",
+        direction="backward",
+    )
+    attributed = attributed[
+        attributed["list_date"].notna()
+        & (attributed["contact_date"] < attributed["call_ts"] + pd.Timedelta(days=window_days))
+    ]
+    members = set(zip(lists["list_date"].astype(str), lists["customer_id"].astype("int64"), strict=True))
+    attributed = attributed.assign(
+        listed=[
+            (str(d), int(c)) in members
+            for d, c in zip(attributed["list_date"], attributed["customer_id"], strict=True)
+        ]
+    )
     rows = []
     totals = np.zeros(6)
     for (list_date, call_date), group in lists.groupby(["list_date", "call_date"], sort=True):
-        start = pd.Timestamp(call_date)
-        window = frame[
-            (frame["contact_date"] >= start)
-            & (frame["contact_date"] < start + pd.Timedelta(days=window_days))
-        ]
-        is_listed = window["customer_id"].isin(set(group["customer_id"].astype("int64")))
-        mine, other = window[is_listed], window[~is_listed]
+        window = attributed[attributed["list_date"].astype(str) == str(list_date)]
+        mine, other = window[window["listed"]], window[~window["listed"]]
         counts = np.array([
             mine["known"].sum(), (~mine["known"]).sum(), mine["sale"].sum(),
             other["known"].sum(), other["sale"].sum(), len(group),
