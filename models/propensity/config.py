@@ -28,14 +28,64 @@ class Candidate(BaseModel):
     estimator: Literal["logreg", "random_forest", "hist_gb"]
     feature_set: str
     grid: dict[str, list[Any]]
-    profiles: list[Profile] = Field(default_factory=lambda: ["quick", "full"])
+    profiles: list[Profile] = Field(
+        default_factory=lambda: ["quick", "full"],
+        description="Search profiles that try this candidate; [] = buildable by name but never searched.",
+    )
     calibration: Literal["sigmoid", "none"] | None = Field(
         default=None, description="Overrides PropensityConfig.calibration for this candidate."
     )
+    monotonic: dict[str, int] = Field(
+        default_factory=dict,
+        description="Boosting only: feature -> +1 (score never falls as it grows) or -1; others free.",
+    )
+    target_encode: list[str] = Field(
+        default_factory=list,
+        description="Logistic regression only: categorical features target-encoded (cross-fitted) instead of one-hot.",
+    )
+
+
+ENGINEERED_CATEGORICAL = [*BASE_CATEGORICAL, "age_band"]
+ENGINEERED_NUMERIC = ["age", "balance_slog", "campaign_log", "previous_log", "prev_success"]
+INTERACTIONS = ["poutcome_x_contact", "housing_x_loan", "age_band_x_marital"]
+# Boosting under a monotonic constraint: the previous outcome enters only as prev_success (+1) and the count of
+# earlier contacts, so "a previous success never lowers the score" holds by construction, not by luck.
+MONOTONE_CATEGORICAL = ["job", "marital", "education", "default", "housing", "loan", "contact"]
+MONOTONE_NUMERIC = ["age", "balance", "campaign", "previous", "prev_success"]
 
 
 def _default_feature_sets() -> dict[str, FeatureSet]:
     return {
+        "raw": FeatureSet(
+            categorical=BASE_CATEGORICAL,
+            numeric=BASE_NUMERIC,
+            description="the raw pre-call columns as they are (the plain baseline)",
+        ),
+        "customer": FeatureSet(
+            categorical=ENGINEERED_CATEGORICAL,
+            numeric=ENGINEERED_NUMERIC,
+            description="pre-call columns + age bands, signed-log balance, log counts, previous-success flag",
+        ),
+        "interactions": FeatureSet(
+            categorical=[*ENGINEERED_CATEGORICAL, *INTERACTIONS],
+            numeric=ENGINEERED_NUMERIC,
+            description="customer + previous outcome x channel, housing x personal loan, age band x marital",
+        ),
+        "interactions_te": FeatureSet(
+            categorical=[*ENGINEERED_CATEGORICAL, *INTERACTIONS, "job_x_education"],
+            numeric=ENGINEERED_NUMERIC,
+            description="interactions + job x education (48 levels, target-encoded)",
+        ),
+        "monotone": FeatureSet(
+            categorical=MONOTONE_CATEGORICAL,
+            numeric=MONOTONE_NUMERIC,
+            description="pre-call columns with the previous outcome as a monotone previous-success flag",
+        ),
+        "monotone_context": FeatureSet(
+            categorical=MONOTONE_CATEGORICAL,
+            numeric=[*MONOTONE_NUMERIC, *CONTEXT_NUMERIC],
+            description="monotone + campaign context (regime-dependent effects; level for calibration)",
+        ),
         "base": FeatureSet(
             categorical=BASE_CATEGORICAL, numeric=BASE_NUMERIC, description="UCI columns as they are"
         ),
@@ -85,36 +135,71 @@ _HGB_GRID = {
 }
 
 
+_HGB_MONO_GRID = {
+    "model__learning_rate": [0.05, 0.1],
+    "model__max_iter": [100],
+    "model__max_leaf_nodes": [7, 15],
+    "model__min_samples_leaf": [100, 200],
+}
+
+
 def _calibration_for(feature_set: str) -> Literal["sigmoid", "none"] | None:
     # The context features carry the current conversion level already; a window recalibration on top
     # double-counts the shift (holdout Brier 0.259 vs 0.182 for logreg/context), so those stay as fitted.
-    return "none" if feature_set.startswith("context") else None
+    return "none" if "context" in feature_set else None
+
+
+BASELINE_CANDIDATE = "logreg/raw"
+"""Plain logistic regression on the raw pre-call columns: always evaluated beside the chosen recipe."""
 
 
 def _default_candidates() -> list[Candidate]:
-    # quick (the demo) keeps all three families on the feature sets that win in full: the context sets,
-    # plus logreg/base as the no-frills baseline. full runs every family on every feature set.
-    quick_sets = {
-        "logreg": {"base", "context_engineered"},
-        "random_forest": {"context"},
-        "hist_gb": {"context", "context_engineered"},
-    }
+    """Searched candidates (quick and full) followed by the earlier recipes (buildable by name, never searched)."""
+    searched = [
+        Candidate(name="logreg/raw", estimator="logreg", feature_set="raw", grid=_LOGREG_GRID),
+        Candidate(name="logreg/customer", estimator="logreg", feature_set="customer", grid=_LOGREG_GRID),
+        Candidate(
+            name="logreg/interactions", estimator="logreg", feature_set="interactions", grid=_LOGREG_GRID
+        ),
+        Candidate(
+            name="logreg/interactions_te",
+            estimator="logreg",
+            feature_set="interactions_te",
+            grid=_LOGREG_GRID,
+            target_encode=["job_x_education"],
+            profiles=["full"],
+        ),
+        Candidate(
+            name="hist_gb/monotone",
+            estimator="hist_gb",
+            feature_set="monotone",
+            grid=_HGB_MONO_GRID,
+            monotonic={"prev_success": 1},
+        ),
+        Candidate(
+            name="hist_gb/monotone_context",
+            estimator="hist_gb",
+            feature_set="monotone_context",
+            grid=_HGB_MONO_GRID,
+            monotonic={"prev_success": 1},
+            calibration="none",
+            profiles=["full"],
+        ),
+    ]
     grids = {"logreg": _LOGREG_GRID, "random_forest": _RF_GRID, "hist_gb": _HGB_GRID}
-    out = []
-    for estimator in ("logreg", "random_forest", "hist_gb"):
-        for feature_set in ("base", "engineered", "context", "context_engineered"):
-            profiles: list[Profile] = ["quick", "full"] if feature_set in quick_sets[estimator] else ["full"]
-            out.append(
-                Candidate(
-                    name=f"{estimator}/{feature_set}",
-                    estimator=estimator,  # type: ignore[arg-type]
-                    feature_set=feature_set,
-                    grid=grids[estimator],
-                    profiles=profiles,
-                    calibration=_calibration_for(feature_set),
-                )
-            )
-    return out
+    archived = [
+        Candidate(
+            name=f"{estimator}/{feature_set}",
+            estimator=estimator,  # type: ignore[arg-type]
+            feature_set=feature_set,
+            grid=grids[estimator],
+            profiles=[],
+            calibration=_calibration_for(feature_set),
+        )
+        for estimator in ("logreg", "random_forest", "hist_gb")
+        for feature_set in ("base", "engineered", "context", "context_engineered")
+    ]
+    return [*searched, *archived]
 
 
 class PropensityConfig(BaseModel):
@@ -126,18 +211,32 @@ class PropensityConfig(BaseModel):
     )
     feature_sets: dict[str, FeatureSet] = Field(default_factory=_default_feature_sets)
     candidates: list[Candidate] = Field(default_factory=_default_candidates)
-    search_iterations: dict[str, int] = Field(default_factory=lambda: {"quick": 4, "full": 8})
-    search_cv_splits: dict[str, int] = Field(
-        default_factory=lambda: {"quick": 3, "full": 3},
-        description="Time-ordered CV folds; the same count in both profiles gives the same 'most recent fold'.",
+    search_iterations: dict[str, int] = Field(
+        default_factory=lambda: {"quick": 2, "full": 6},
+        description="Parameter settings tried per candidate (seeded random search).",
     )
+    selection_origins: list[float] = Field(
+        default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9],
+        description="Rolling origins inside the training part (shares of its rows) on which candidates and "
+        "their parameters are chosen by the mean within-date AUC; the holdout is never used for choosing.",
+    )
+    selection_horizon: float = Field(default=0.1, description="Test window after each selection origin.")
     rolling_origins: list[float] = Field(
-        default_factory=lambda: [0.6, 0.7, 0.8, 0.9],
-        description="Rolling-origin train ends, as shares of rows.",
+        default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9],
+        description="Rolling-origin train ends over the whole table (shares of rows) for the reported "
+        "evaluation of the chosen recipe and the plain baseline (at least five windows).",
     )
     rolling_horizon: float = Field(
         default=0.1, description="Test window after each origin, as a share of rows."
     )
+    capacity_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Per-date capture is measured at this share of each date's contacts called first.",
+    )
+    bootstrap_samples: int = Field(default=1000, ge=50, description="Day-block bootstrap draws.")
+    bootstrap_level: float = Field(default=0.9, gt=0.5, lt=1, description="Confidence level of intervals.")
     recency_half_life_days: float | None = Field(
         default=None,
         description="Sample weight halves every this many days back from the training end; None = off.",
@@ -160,15 +259,25 @@ class PropensityConfig(BaseModel):
         description="OpenMP/BLAS threads while training (boosting, linear algebra). 1 avoids the stalls of "
         "spinning OpenMP threads on a shared, loaded machine.",
     )
-    promotion_metric: Literal["roc_auc", "pr_auc", "brier", "gains_at_20"] = "roc_auc"
+    promotion_metric: Literal["within_date_auc", "capture_at_capacity"] = Field(
+        default="within_date_auc",
+        description="Decision metric the gate compares on the same holdout (the champion's recipe refitted "
+        "on the same training part).",
+    )
     promotion_margin: float = Field(
         default=0.005, ge=0, description="Required improvement over the champion."
+    )
+    extra_pre_call_columns: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Extra source columns declared known before a call, per table (customers, "
+        "campaign_contacts), on top of callcast.schema.PRE_CALL_COLUMNS.",
     )
     behaviour_sample_rows: int = Field(default=2000, description="Holdout rows the behaviour tests perturb.")
     excluded_features: dict[str, str] = Field(
         default_factory=lambda: {
             "duration": "length of the call: known only after the call, so it leaks the outcome",
-            "pdays": "excluded by the company's specification",
+            "pdays": "days since a previous campaign's contact: excluded by the company's specification "
+            "(and never rebuilt from the contact history under another name)",
             "name": "identity, not a behaviour signal",
             "phone": "identity, not a behaviour signal",
             "opted_out": "decides who may be called, not who buys",
@@ -178,3 +287,23 @@ class PropensityConfig(BaseModel):
 
     def candidates_for(self, profile: Profile) -> list[Candidate]:
         return [c for c in self.candidates if profile in c.profiles]
+
+    def candidate(self, name: str) -> Candidate:
+        """The candidate called ``name`` (searched or archived)."""
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        raise KeyError(f"unknown propensity candidate {name!r}; known: {[c.name for c in self.candidates]}")
+
+    def pre_call_columns(self) -> dict[str, list[str]]:
+        """The schema's pre-call columns plus ``extra_pre_call_columns``, per table."""
+        from callcast.schema import PRE_CALL_COLUMNS
+
+        out = {table: list(columns) for table, columns in PRE_CALL_COLUMNS.items()}
+        for table, columns in self.extra_pre_call_columns.items():
+            out.setdefault(table, [])
+            out[table] += [c for c in columns if c not in out[table]]
+        return out
+
+    def allowed_columns(self) -> list[str]:
+        return sorted({c for columns in self.pre_call_columns().values() for c in columns})

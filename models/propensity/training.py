@@ -1,8 +1,21 @@
-"""Train every candidate (seeded search inside the training part), evaluate on the chronological holdout."""
+"""Choose, measure and refit the propensity recipe.
+
+1. **Selection** (training part only): every candidate of the profile, with a seeded random search over its
+   grid, is refitted at the rolling origins inside the training part (``selection_origins``) and scored on the
+   next window by the **within-date AUC**; the recipe (candidate + parameters) with the best mean over those
+   windows, among those passing the behaviour tests, is chosen. The holdout never takes part in choosing.
+2. **Measurement**: the chosen recipe, fitted on the training part (the *selection fit*), is scored on the
+   chronological holdout, beside plain logistic regression on the raw pre-call columns (the baseline) with
+   paired day-block bootstrap intervals; then both are refitted at ``rolling_origins`` (>= 5 windows) over the
+   whole table.
+3. **Fresh champion**: the chosen recipe is refitted on every labelled contact (training part and holdout);
+   that fit is what gets registered and served. Its figures are the selection fit's (it has no holdout left).
+"""
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,51 +23,61 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import ParameterSampler
+from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from models.propensity.config import Candidate, Profile, PropensityConfig
+from models.propensity.config import BASELINE_CANDIDATE, Candidate, Profile, PropensityConfig
 from models.propensity.estimators import build_pipeline, set_model_params
-from models.propensity.evaluation import evaluate
+from models.propensity.evaluation import (
+    bootstrap_intervals,
+    date_stats,
+    decision_metrics,
+    evaluate,
+)
 from models.propensity.gate import behaviour_tests
-from models.propensity.split import chronological_holdout, rolling_origin, time_series_folds
+from models.propensity.split import Window, chronological_holdout, rolling_origin
 
 
 @dataclass
 class CandidateResult:
-    """One candidate after search and final fit."""
+    """One candidate after search (on the selection windows) and its selection fit (training part)."""
 
     name: str
     estimator: str
     feature_set: str
     params: dict[str, Any]
-    cv_auc: float
-    recent_fold_auc: float
+    selection_auc: float  # mean within-date AUC over the selection windows
+    selection_windows: list[float]
     n_tried: int
     seconds: float
     holdout: dict[str, float]
     behaviour_passed: bool
     pipeline: Pipeline = field(repr=False)
     holdout_p: np.ndarray = field(repr=False)
+    calibration_note: str = ""
 
 
 @dataclass
 class TrainingResult:
-    """Everything a run produced: candidates, the chosen one, holdout and rolling-origin figures."""
+    """Everything a run produced: candidates, the chosen recipe, its fresh refit, holdout and rolling figures."""
 
     profile: str
     chosen: CandidateResult
+    baseline: CandidateResult
     candidates: list[CandidateResult]
-    table_rows: int
-    train_window: tuple[str, str]
-    holdout_window: tuple[str, str]
-    holdout_y: np.ndarray = field(repr=False)
-    holdout_dates: pd.Series = field(repr=False)
-    holdout_frame: pd.DataFrame = field(repr=False)
+    final_pipeline: Pipeline = field(repr=False)
+    table_rows: int = 0
+    train_window: tuple[str, str] = ("", "")
+    holdout_window: tuple[str, str] = ("", "")
+    fit_window: tuple[str, str] = ("", "")
+    holdout_y: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    holdout_dates: pd.Series = field(default_factory=pd.Series, repr=False)
+    holdout_frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    holdout_intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     rolling: list[dict[str, Any]] = field(default_factory=list)
     rate_by_quarter: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -70,6 +93,42 @@ def _fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | Non
     return pipeline.fit(X, y, model__sample_weight=w) if w is not None else pipeline.fit(X, y)
 
 
+def _grid_size(grid: dict[str, list[Any]]) -> int:
+    return int(np.prod([len(v) for v in grid.values()])) if grid else 1
+
+
+def parameter_settings(
+    candidate: Candidate, config: PropensityConfig, profile: Profile
+) -> list[dict[str, Any]]:
+    """The seeded settings tried for ``candidate``: the whole grid if small enough, else a random sample."""
+    n_iter = config.search_iterations[profile]
+    if _grid_size(candidate.grid) > n_iter:
+        return [dict(p) for p in ParameterSampler(candidate.grid, n_iter=n_iter, random_state=config.seed)]
+    return [dict(p) for p in ParameterGrid(candidate.grid)]
+
+
+def window_auc(
+    candidate: Candidate,
+    params: dict[str, Any],
+    table: pd.DataFrame,
+    y: np.ndarray,
+    dates: pd.Series,
+    window: Window,
+    config: PropensityConfig,
+) -> float:
+    """Within-date AUC on ``window.test`` of the (uncalibrated: ranking only) recipe fitted on ``window.train``."""
+    pipe = set_model_params(build_pipeline(candidate, config, calibrated=False), params)
+    _fit(
+        pipe,
+        table.iloc[window.train],
+        y[window.train],
+        recency_weights(dates.iloc[window.train], config.recency_half_life_days),
+    )
+    p = pipe.predict_proba(table.iloc[window.test])[:, 1]
+    stats = date_stats(y[window.test], p, dates.iloc[window.test], config.capacity_share)
+    return decision_metrics(stats)["within_date_auc"]
+
+
 def search_candidate(
     candidate: Candidate,
     X: pd.DataFrame,
@@ -77,43 +136,22 @@ def search_candidate(
     dates: pd.Series,
     config: PropensityConfig,
     profile: Profile,
-) -> tuple[dict[str, Any], float, float, int]:
-    """Seeded random search scored by time-ordered CV AUC inside the training rows only.
+) -> tuple[dict[str, Any], float, list[float], int]:
+    """Seeded search scored by the mean within-date AUC over the selection windows (training rows only).
 
-    Returns the best parameters, their mean CV AUC, their AUC on the most recent fold, and settings tried.
+    Returns the best parameters, their mean within-date AUC, the per-window figures and settings tried.
     """
-    samples = (
-        list(
-            ParameterSampler(
-                candidate.grid, n_iter=config.search_iterations[profile], random_state=config.seed
-            )
-        )
-        if _grid_size(candidate.grid) > config.search_iterations[profile]
-        else _full_grid(candidate.grid)
-    )
-    folds = time_series_folds(len(y), config.search_cv_splits[profile])
-    best: tuple[float, dict[str, Any], float] = (-np.inf, {}, -np.inf)
-    for params in samples:
-        scores = []
-        for fold in folds:
-            pipe = set_model_params(build_pipeline(candidate, config, calibrated=False), params)
-            w = recency_weights(dates.iloc[fold.train], config.recency_half_life_days)
-            _fit(pipe, X.iloc[fold.train], y[fold.train], w)
-            scores.append(roc_auc_score(y[fold.test], pipe.predict_proba(X.iloc[fold.test])[:, 1]))
-        score = float(np.mean(scores))
+    windows = rolling_origin(dates, config.selection_origins, config.selection_horizon)
+    if len(windows) < 2:
+        raise ValueError("fewer than two selection windows: add contacts or selection_origins")
+    settings = parameter_settings(candidate, config, profile)
+    best: tuple[float, dict[str, Any], list[float]] = (-np.inf, {}, [])
+    for params in settings:
+        scores = [window_auc(candidate, params, X, y, dates, w, config) for w in windows]
+        score = float(np.nanmean(scores))
         if score > best[0] + 1e-12:
-            best = (score, dict(params), float(scores[-1]))
-    return best[1], best[0], best[2], len(samples)
-
-
-def _grid_size(grid: dict[str, list[Any]]) -> int:
-    return int(np.prod([len(v) for v in grid.values()])) if grid else 1
-
-
-def _full_grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    from sklearn.model_selection import ParameterGrid
-
-    return list(ParameterGrid(grid))
+            best = (score, dict(params), [float(s) for s in scores])
+    return best[1], best[0], best[2], len(settings)
 
 
 def fit_final(
@@ -124,9 +162,18 @@ def fit_final(
     dates: pd.Series,
     config: PropensityConfig,
 ) -> Pipeline:
-    """The calibrated pipeline with the chosen parameters, fitted on the given (training) rows."""
+    """The calibrated pipeline with the chosen parameters, fitted on the given rows (oldest first)."""
     pipe = set_model_params(build_pipeline(candidate, config, calibrated=True), params)
-    return _fit(pipe, X, y, recency_weights(dates, config.recency_half_life_days))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        fitted = _fit(pipe, X, y, recency_weights(dates, config.recency_half_life_days))
+    for w in caught:  # re-issue: the caller counts and logs them (never silent)
+        warnings.warn(str(w.message), RuntimeWarning, stacklevel=2)
+    return fitted
+
+
+def calibration_note(pipeline: Pipeline) -> str:
+    return str(getattr(pipeline.named_steps.get("model"), "calibration_note_", "") or "")
 
 
 def train_propensity_model(
@@ -135,65 +182,148 @@ def train_propensity_model(
     profile: Profile = "quick",
     log: Callable[[str], None] | None = None,
 ) -> TrainingResult:
-    """Search, fit and evaluate every candidate of ``profile``; choose by the most recent CV fold's AUC.
+    """Select on the training part, measure on the holdout and rolling windows, refit on every row.
 
-    Runs with ``config.threads`` OpenMP/BLAS threads (forests still use ``config.n_jobs`` joblib threads).
+    ``table`` is :func:`models.propensity.features.build_training_table`'s output (oldest first). Runs with
+    ``config.threads`` OpenMP/BLAS threads (forests still use ``config.n_jobs`` joblib threads).
     """
     config = config or PropensityConfig()
     with threadpool_limits(limits=config.threads):
         return _train_all(table, config, profile, log or (lambda message: None))
 
 
+def _result(
+    candidate: Candidate,
+    params: dict[str, Any],
+    selection: tuple[float, list[float], int],
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    d_train: pd.Series,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    d_test: pd.Series,
+    config: PropensityConfig,
+    t0: float,
+) -> CandidateResult:
+    pipe = fit_final(candidate, params, X_train, y_train, d_train, config)
+    p = pipe.predict_proba(X_test)[:, 1]
+    metrics = evaluate(y_test, p, d_test, config.capacity_share)
+    passed = all(b.passed for b in behaviour_tests(pipe, X_train.tail(config.behaviour_sample_rows)))
+    return CandidateResult(
+        candidate.name,
+        candidate.estimator,
+        candidate.feature_set,
+        params,
+        selection[0],
+        selection[1],
+        selection[2],
+        time.perf_counter() - t0,
+        metrics,
+        passed,
+        pipe,
+        p,
+        calibration_note(pipe),
+    )
+
+
 def _train_all(
     table: pd.DataFrame, config: PropensityConfig, profile: Profile, log: Callable[[str], None]
 ) -> TrainingResult:
     started = time.perf_counter()
-    dates = pd.to_datetime(table["contact_date"])
+    dates = pd.to_datetime(table["contact_date"]).reset_index(drop=True)
+    table = table.reset_index(drop=True)
     y = table["y"].to_numpy(dtype=int)
     split = chronological_holdout(dates, config.holdout_fraction)
     X_train, y_train, d_train = table.iloc[split.train], y[split.train], dates.iloc[split.train]
     X_test, y_test, d_test = table.iloc[split.test], y[split.test], dates.iloc[split.test]
     results: list[CandidateResult] = []
-    chosen_specs = config.candidates_for(profile)
-    for i, candidate in enumerate(chosen_specs, 1):
+    specs = config.candidates_for(profile)
+    if not specs:
+        raise ValueError(f"no propensity candidate is enabled for profile {profile!r}")
+    notes: list[str] = []
+    for i, candidate in enumerate(specs, 1):
         t0 = time.perf_counter()
-        params, cv_auc, recent_auc, tried = search_candidate(
+        params, sel_auc, per_window, tried = search_candidate(
             candidate, X_train, y_train, d_train, config, profile
         )
-        pipe = fit_final(candidate, params, X_train, y_train, d_train, config)
-        p = pipe.predict_proba(X_test)[:, 1]
-        metrics = evaluate(y_test, p, d_test)
-        passed = all(b.passed for b in behaviour_tests(pipe, X_train.tail(config.behaviour_sample_rows)))
-        seconds = time.perf_counter() - t0
-        results.append(
-            CandidateResult(
-                candidate.name,
-                candidate.estimator,
-                candidate.feature_set,
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            r = _result(
+                candidate,
                 params,
-                cv_auc,
-                recent_auc,
-                tried,
-                seconds,
-                metrics,
-                passed,
-                pipe,
-                p,
+                (sel_auc, per_window, tried),
+                X_train,
+                y_train,
+                d_train,
+                X_test,
+                y_test,
+                d_test,
+                config,
+                t0,
             )
-        )
+        notes += [f"{candidate.name}: {w.message}" for w in caught]
+        results.append(r)
         log(
-            f"[{i}/{len(chosen_specs)}] {candidate.name}: cv AUC {cv_auc:.3f}, recent fold {recent_auc:.3f} ({tried} settings), holdout AUC "
-            f"{metrics['roc_auc']:.3f}, gains@20 {metrics['gains_at_20']:.3f}, behaviour "
-            f"{'ok' if passed else 'FAILED'}, {seconds:.1f}s"
+            f"[{i}/{len(specs)}] {candidate.name}: within-date AUC on {len(per_window)} selection windows "
+            f"{sel_auc:.3f} ({tried} settings); holdout within-date AUC {r.holdout['within_date_auc']:.3f}, "
+            f"capture {r.holdout['capture_at_capacity']:.1%} vs {r.holdout['capture_random']:.1%} random; "
+            f"behaviour {'ok' if r.behaviour_passed else 'FAILED'}, {r.seconds:.1f}s"
         )
-    eligible = [r for r in results if r.behaviour_passed] or results
-    # The most recent fold is the one closest to how the model will be used (the rate drifts over time).
-    chosen = max(eligible, key=lambda r: (r.recent_fold_auc, r.cv_auc))
-    log(f"chosen by most-recent-fold AUC among candidates passing the behaviour tests: {chosen.name}")
-    spec = next(c for c in chosen_specs if c.name == chosen.name)
-    rolling = rolling_evaluation(spec, chosen.params, table, config)
+    eligible = [r for r in results if r.behaviour_passed]
+    if not eligible:
+        notes.append("no candidate passed the behaviour tests: choosing among all (the gate will refuse it)")
+        eligible = results
+    chosen = max(eligible, key=lambda r: (r.selection_auc, -len(r.name)))
+    log(
+        f"chosen by mean within-date AUC over the selection windows: {chosen.name} ({chosen.selection_auc:.3f})"
+    )
+    baseline = next((r for r in results if r.name == BASELINE_CANDIDATE), None)
+    if baseline is None:
+        spec = config.candidate(BASELINE_CANDIDATE)
+        t0 = time.perf_counter()
+        params, sel_auc, per_window, tried = search_candidate(
+            spec, X_train, y_train, d_train, config, profile
+        )
+        baseline = _result(
+            spec,
+            params,
+            (sel_auc, per_window, tried),
+            X_train,
+            y_train,
+            d_train,
+            X_test,
+            y_test,
+            d_test,
+            config,
+            t0,
+        )
+    chosen_spec = config.candidate(chosen.name)
+    baseline_spec = config.candidate(baseline.name)
+    holdout_stats = {
+        "chosen": date_stats(y_test, chosen.holdout_p, d_test, config.capacity_share),
+        "baseline": date_stats(y_test, baseline.holdout_p, d_test, config.capacity_share),
+    }
+    intervals = bootstrap_intervals(
+        holdout_stats, "baseline", config.bootstrap_samples, config.bootstrap_level, config.seed
+    )
+    rolling = rolling_evaluation(chosen_spec, chosen.params, baseline_spec, baseline.params, table, config)
+    log(
+        "rolling origins: chosen beats plain LR on "
+        f"{sum(r['chosen']['within_date_auc'] >= r['baseline']['within_date_auc'] for r in rolling)}/{len(rolling)} windows"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        final = fit_final(chosen_spec, chosen.params, table, y, dates, config)
+    notes += [f"final refit: {w.message}" for w in caught]
+    for note in notes:
+        log(f"warning: {note}")
     holdout_frame = pd.DataFrame(
-        {"contact_date": d_test.to_numpy(), "y": y_test, "p_chosen": chosen.holdout_p}
+        {
+            "contact_date": d_test.to_numpy(),
+            "y": y_test,
+            "p_chosen": chosen.holdout_p,
+            "p_baseline": baseline.holdout_p,
+        }
     )
     quarters = pd.DataFrame({"q": dates.dt.to_period("Q").astype(str), "y": y})
     rate_by_quarter = [
@@ -203,27 +333,48 @@ def _train_all(
     return TrainingResult(
         profile=profile,
         chosen=chosen,
+        baseline=baseline,
         candidates=results,
+        final_pipeline=final,
         table_rows=len(table),
         train_window=(str(d_train.min().date()), str(d_train.max().date())),
         holdout_window=(str(d_test.min().date()), str(d_test.max().date())),
+        fit_window=(str(dates.min().date()), str(dates.max().date())),
         holdout_y=y_test,
         holdout_dates=d_test.reset_index(drop=True),
         holdout_frame=holdout_frame,
+        holdout_intervals=intervals,
         rolling=rolling,
         rate_by_quarter=rate_by_quarter,
+        warnings=notes,
         seconds=time.perf_counter() - started,
     )
 
 
+ROLLING_KEYS = (
+    "within_date_auc",
+    "capture_at_capacity",
+    "capture_random",
+    "capture_lift",
+    "roc_auc",
+    "brier",
+    "base_rate_brier",
+    "mean_predicted",
+    "base_rate",
+)
+
+
 def rolling_evaluation(
-    candidate: Candidate, params: dict[str, Any], table: pd.DataFrame, config: PropensityConfig
+    candidate: Candidate,
+    params: dict[str, Any],
+    baseline: Candidate,
+    baseline_params: dict[str, Any],
+    table: pd.DataFrame,
+    config: PropensityConfig,
 ) -> list[dict[str, Any]]:
-    """Refit the chosen candidate at several origins; score the next window, recalibrated and not."""
-    dates = pd.to_datetime(table["contact_date"])
+    """Refit the chosen recipe and the baseline at each rolling origin; decision metrics with paired intervals."""
+    dates = pd.to_datetime(table["contact_date"]).reset_index(drop=True)
     y = table["y"].to_numpy(dtype=int)
-    plain = candidate.model_copy(update={"calibration": "none"})
-    recal = candidate.model_copy(update={"calibration": "sigmoid"})
     rows = []
     for window in rolling_origin(dates, config.rolling_origins, config.rolling_horizon):
         X_tr, y_tr, d_tr = table.iloc[window.train], y[window.train], dates.iloc[window.train]
@@ -237,13 +388,40 @@ def rolling_evaluation(
             "test_rows": int(len(y_te)),
             "base_rate": float(y_te.mean()),
         }
-        for label, spec in (("recalibrated", recal), ("plain", plain)):
-            pipe = fit_final(spec, params, X_tr, y_tr, d_tr, config)
-            m = evaluate(y_te, pipe.predict_proba(X_te)[:, 1])
-            for key in ("roc_auc", "brier", "base_rate_brier", "gains_at_20", "mean_predicted"):
-                row[f"{label}_{key}"] = m[key]
+        stats = {}
+        for label, spec, prm in (("chosen", candidate, params), ("baseline", baseline, baseline_params)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pipe = fit_final(spec, prm, X_tr, y_tr, d_tr, config)
+            p = pipe.predict_proba(X_te)[:, 1]
+            m = evaluate(y_te, p, d_te, config.capacity_share)
+            row[label] = {k: m[k] for k in ROLLING_KEYS}
+            stats[label] = date_stats(y_te, p, d_te, config.capacity_share)
+        row["intervals"] = bootstrap_intervals(
+            stats, "baseline", config.bootstrap_samples, config.bootstrap_level, config.seed
+        )
         rows.append(row)
     return rows
+
+
+def holdout_scores_of_recipe(
+    candidate_name: str,
+    params: dict[str, Any],
+    table: pd.DataFrame,
+    config: PropensityConfig,
+) -> np.ndarray:
+    """Holdout probabilities of a recipe refitted on this table's training part (a fair champion comparison)."""
+    table = table.reset_index(drop=True)
+    dates = pd.to_datetime(table["contact_date"])
+    y = table["y"].to_numpy(dtype=int)
+    split = chronological_holdout(dates, config.holdout_fraction)
+    spec = config.candidate(candidate_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pipe = fit_final(
+            spec, params, table.iloc[split.train], y[split.train], dates.iloc[split.train], config
+        )
+    return pipe.predict_proba(table.iloc[split.test])[:, 1]
 
 
 def refit_like(pipeline: Pipeline) -> Pipeline:
