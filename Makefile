@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: help venv node seed demo export score forecast server deploy worker serve-api test test-unit lint format bench clean
+.PHONY: help venv node seed demo export score forecast serve stop status serve-api test test-unit lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,15 +50,14 @@ score: venv ## Build today's call list from the champion (CAPACITY=N optional)
 forecast: venv ## Forecast the demo sales (or CSV=path ID_COLS=a,b DATE_COL=.. VALUE_COL=.. FREQ=W for your own)
 	.venv/bin/callcast forecast $(if $(CSV),--csv $(CSV) --id-cols $(ID_COLS) --date-col $(DATE_COL) --value-col $(VALUE_COL) --freq $(or $(FREQ),W))
 
-server: venv ## Start the Prefect UI/API on http://127.0.0.1:4200 (same database as the demo runs)
-	.venv/bin/prefect server start --host 127.0.0.1
+serve: venv ## Start the local Prefect server + UI, register deployments and alerts, start a worker; prints the UI URL
+	.venv/bin/callcast serve
 
-deploy: venv ## Register every deployment of prefect.yaml (needs `make server` running)
-	PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect work-pool create callcast-local --type process --overwrite
-	CALLCAST_PROJECT_DIR=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect --no-prompt deploy --all
+stop: ## Stop the Prefect server and worker that `make serve` started (by PID; nothing else)
+	@if [ -x .venv/bin/callcast ]; then .venv/bin/callcast stop; else echo "nothing to stop (no .venv)"; fi
 
-worker: venv ## Run the deployments' flows on this machine (process worker of the callcast-local pool)
-	CALLCAST_PROJECT_DIR=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect worker start --pool callcast-local
+status: venv ## Is the local Prefect server / worker running, and where is the UI
+	.venv/bin/callcast status
 
 serve-api: venv ## Serve the champion over HTTP on 127.0.0.1:8765 (CALLCAST_API__* to change)
 	.venv/bin/callcast serve-api

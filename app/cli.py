@@ -117,10 +117,10 @@ def csv_list(text: str | None) -> list[str]:
 
 
 def with_prefect_api() -> None:
-    """Runs go to one Prefect API (the local server when it runs), never one temporary server per flow."""
-    from callcast.runtime import ensure_prefect_api
+    """Runs go to the one local Prefect server (started if needed), never one temporary server per flow."""
+    from deployments.server import ensure_local_server
 
-    ensure_prefect_api()
+    ensure_local_server(echo=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -304,6 +304,29 @@ def cmd_serve_api(args: argparse.Namespace) -> int:
     return serve(argv)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from deployments.server import serve
+
+    serve(echo=lambda line: print(line, flush=True))
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    from deployments.server import stop
+
+    stop(echo=lambda line: print(line, flush=True))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from deployments.server import status
+
+    state = status()
+    print(
+        f"Prefect server  {state['server']:<9} {state['ui_url']}  ({state['database']}, {state['prefect_home']})"
+    )
+    print(f"worker          {state['worker']}")
+    return 0 if state["server"] != "stopped" else 1
+
+
 def render_summary(summary: dict[str, Any], settings) -> str:
     """The few lines a person reads at the end of `make demo` or `callcast pipeline`."""
     from callcast import catalog
@@ -444,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", default="quick", choices=["quick", "full"], help="model search profile")
     demo.add_argument("--capacity", type=positive_int, default=None, help="calls the team can make")
     demo.add_argument("--date", type=iso_date, default=None, help="partition date (default: today)")
+
+    command(
+        "serve",
+        "start the local Prefect server (UI), register the deployments and alerts, start a worker",
+        cmd_serve,
+    )
+    command("stop", "stop the Prefect server and worker that serve started (by PID)", cmd_stop)
+    command("status", "is the local Prefect server / worker running, and where is the UI", cmd_status)
 
     serve_api = command("serve-api", "serve the champion over HTTP (uvicorn)", cmd_serve_api)
     serve_api.add_argument("--host", help="bind address (default: CALLCAST_API__HOST)")
