@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; default sqlite:///<home>/mlflow.db."
     )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA-256 key signing registered model pickles (secret, kept outside the lake); "
+        "default: a Prefect Secret block (model_signing_key_block) or the key file <home>/keys/model-signing.key.",
+    )
+    model_signing_key_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the model signing key."
+    )
     dask_address: str | None = Field(
         default=None, description="Dask scheduler address; default: a local cluster."
     )
@@ -208,6 +216,10 @@ class Settings(BaseSettings):
 
     def resolved_lake_url(self) -> str:
         return self.lake_url or str(self.home / "lake")
+
+    def signing_key_file(self) -> Path:
+        """The embedded default signing key file (created 0600 on first use, outside the lake)."""
+        return self.home / "keys" / "model-signing.key"
 
     def resolved_mlflow_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
