@@ -309,10 +309,33 @@ def deploy_all(settings: Settings) -> list[str]:
     log.write_text(done.stdout + "\n" + done.stderr)
     if done.returncode != 0:
         raise ServerError(f"`prefect deploy --all` failed ({_tail(log, 2)}). Log: {log}")
+    return sorted(prune_stale_schedules())
+
+
+def prune_stale_schedules() -> list[str]:
+    """Delete server schedules that ``prefect.yaml`` no longer declares; returns the deployment names.
+
+    ``prefect deploy`` keeps a deployment's old schedules when the file drops them (e.g. the validation and
+    scoring clock times that the event chain replaced), so a redeploy alone would leave them running.
+    """
+    import yaml
     from prefect.client.orchestration import get_client
 
+    project = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    declared = {
+        d["name"]: {(s.get("cron"), s.get("timezone")) for s in d.get("schedules") or []}
+        for d in project["deployments"]
+    }
     with get_client(sync_client=True) as client:
-        return sorted(f"{d.name}" for d in client.read_deployments())
+        deployments = client.read_deployments()
+        for deployment in deployments:
+            if deployment.name not in declared:
+                continue
+            for schedule in deployment.schedules:
+                key = (getattr(schedule.schedule, "cron", None), getattr(schedule.schedule, "timezone", None))
+                if key not in declared[deployment.name]:
+                    client.delete_deployment_schedule(deployment.id, schedule.id)
+        return [d.name for d in deployments]
 
 
 def start_worker(settings: Settings) -> str:

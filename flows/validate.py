@@ -8,7 +8,12 @@ from prefect import flow
 
 from callcast.runtime import get_logger
 from callcast.schema import TABLE_NAMES
-from tasks.checks import emit_checks_failed, publish_checks_artifact, validate_partition_task
+from tasks.checks import (
+    announce_day_if_passed,
+    emit_checks_failed,
+    publish_checks_artifact,
+    validate_partition_task,
+)
 
 
 @flow(name="validate-exports")
@@ -38,4 +43,6 @@ def validate_exports(
         results.append(result)
     if results:
         publish_checks_artifact(results)
+    for day in sorted({date.fromisoformat(r["partition_date"]) for r in results if r["status"] != "failed"}):
+        announce_day_if_passed(day, lake_url)  # the day's last passing table starts scoring and monitoring
     return statuses

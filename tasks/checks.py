@@ -231,3 +231,44 @@ def publish_checks_artifact(results: list[dict[str, Any]]) -> None:
     create_markdown_artifact(
         markdown=checks_markdown(results), key="data-checks", description="Raw partition checks"
     )
+
+
+def day_verdicts(lake: Lake, partition_date: date, tables: list[str]) -> dict[str, str]:
+    """Each required table's check status for one day (``missing`` when never exported or never checked)."""
+    verdicts = {}
+    for table in tables:
+        result = read_check_result(lake, table, partition_date)
+        verdicts[table] = result.get("status", "missing") if result else "missing"
+    return verdicts
+
+
+@task(name="announce-day-if-passed", task_run_name="announce-day-{partition_date}")
+def announce_day_if_passed(partition_date: date, lake_url: str | None = None) -> dict[str, str]:
+    """Emit ``callcast.checks.day_passed`` once every table the export copies has passed its checks that day.
+
+    Scoring and monitoring deployments are triggered by this event (resource ``callcast.day.<date>``).
+    """
+    from prefect.events import emit_event
+
+    from callcast.lake import open_lake
+    from callcast.schema import TABLE_NAMES
+    from callcast.settings import get_settings
+
+    settings = get_settings(**({"lake_url": lake_url} if lake_url else {}))
+    required = settings.export.tables or [t for t in TABLE_NAMES if t not in settings.export.exclude]
+    verdicts = day_verdicts(open_lake(settings), partition_date, required)
+    waiting = sorted(t for t, status in verdicts.items() if status not in GOOD)
+    if waiting:
+        get_logger().info(
+            "Day %s not complete yet: %s", partition_date, ", ".join(f"{t} {verdicts[t]}" for t in waiting)
+        )
+        return verdicts
+    emit_event(
+        event="callcast.checks.day_passed",
+        resource={"prefect.resource.id": f"callcast.day.{partition_date.isoformat()}"},
+        payload={"partition_date": partition_date.isoformat(), "tables": verdicts},
+    )
+    get_logger().info(
+        "Every table of %s passed its checks: callcast.checks.day_passed emitted", partition_date
+    )
+    return verdicts

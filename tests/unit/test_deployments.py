@@ -62,7 +62,11 @@ def test_retraining_runs_weekly_and_on_drift_with_a_cool_down(project):
     assert weekly["schedules"][0]["cron"].split()[-1] == "1"  # Mondays
     drift = by_name["train-propensity-on-drift"]["triggers"][0]
     assert drift["expect"] == ["callcast.drift.detected"] and drift["within"] >= 3600
-    assert by_name["train-propensity-on-drift"]["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+    # Prefect 3.9 reads the strategy inside concurrency_limit (a separate concurrency_options key is ignored)
+    assert by_name["train-propensity-on-drift"]["concurrency_limit"] == {
+        "limit": 1,
+        "collision_strategy": "CANCEL_NEW",
+    }
     assert by_name["forecast-sales-monthly"]["schedules"][0]["cron"].split()[2] == "1"  # first of the month
 
 
@@ -71,3 +75,19 @@ def test_validation_runs_when_an_export_completes(project):
     trigger = by_name["validate-exports"]["triggers"][0]
     assert trigger["expect"] == ["callcast.export.completed"]
     assert trigger["parameters"]["partition_date"] == "{{ event.payload.partition_date }}"
+
+
+def test_the_daily_chain_runs_by_events_one_run_at_a_time(project):
+    by_name = {d["name"]: d for d in project["deployments"]}
+    assert "schedules" not in by_name["validate-exports"]  # no clock time: it follows the export
+    score = by_name["score-call-list"]
+    assert "schedules" not in score
+    trigger = score["triggers"][0]
+    assert trigger["expect"] == ["callcast.checks.day_passed"] and trigger["for_each"] == [
+        "prefect.resource.id"
+    ]
+    assert trigger["parameters"] == {"partition_date": "{{ event.payload.partition_date }}"}
+    for name in ("daily-export", "validate-exports", "score-call-list", "daily-pipeline"):
+        assert by_name[name]["concurrency_limit"]["limit"] == 1, name
+    assert by_name["daily-export"]["schedules"][0]["cron"] == "0 5 * * *"
+    assert "schedules" not in by_name["daily-pipeline"]  # a one-click rerun of a day, never on a clock
