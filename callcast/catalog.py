@@ -64,6 +64,15 @@ def staging(prefix: str) -> str:
     return f"{prefix.strip('/')}/{STAGING}"
 
 
+LEASES = "_leases"
+
+
+def lease(prefix: str, partition_date: date | None = None) -> str:
+    """The lock (lease) object of one partition, or of the whole dataset when ``partition_date`` is None."""
+    scope = f"{PARTITION_PREFIX}{partition_date.isoformat()}" if partition_date else "all"
+    return f"{prefix.strip('/')}/{LEASES}/{scope}.lease"
+
+
 # -- exports and checks ----------------------------------------------------------------------------
 
 

@@ -33,35 +33,83 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
+_SECRET_QUERY_KEYS = ("password", "pwd", "passwd", "sslpassword", "access_token", "token", "secret")
+_SECRET_QUERY_RE = re.compile(
+    r"((?:^|[?&;\s])(?:" + "|".join(_SECRET_QUERY_KEYS) + r")=)[^&;\s]*", re.IGNORECASE
+)
+
+
+def _url_secrets(parsed: URL) -> list[str]:
+    """Every secret a URL carries: the password and secret-looking query parameters."""
+    found = [str(parsed.password)] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in _SECRET_QUERY_KEYS:
+            found.extend([value] if isinstance(value, str) else list(value))
+    return [s for s in found if s]
+
+
 def masked_url(url: str | URL) -> str:
-    """The URL without its password, safe for logs, manifests and messages."""
+    """The URL without its password (``user:***@`` and ``?password=***``), safe for logs and manifests."""
     parsed = url if isinstance(url, URL) else parse_url(url)
-    return parsed.render_as_string(hide_password=True)
+    query = {
+        key: ("***" if key.lower() in _SECRET_QUERY_KEYS else value) for key, value in parsed.query.items()
+    }
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def mask_secrets(text: str, url: str | URL) -> str:
-    """Remove the URL's password from any text (driver messages sometimes echo the DSN)."""
+    """Remove the URL's secrets from any text (driver messages sometimes echo the DSN)."""
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
-        password = parsed.password
+        secrets = _url_secrets(parsed)
     except ArgumentError:
         match = re.search(r"://[^:/@]*:([^@]*)@", str(url))
-        password = match.group(1) if match else None
-    if password:
-        text = text.replace(str(password), "***")
+        secrets = [match.group(1)] if match else []
+        secrets += [m.group(0).split("=", 1)[1] for m in _SECRET_QUERY_RE.finditer(str(url))]
+    from urllib.parse import quote
+
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 1:
+            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    text = _SECRET_QUERY_RE.sub(r"\1***", text)
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
 def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for the URL; fails with an actionable message when the driver is unknown."""
+    """An engine for the URL; fails with an actionable message when the database kind is not supported."""
     parsed = parse_url(url)
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ConfigurationError(
+            f"Unsupported database {parsed.get_backend_name()!r} in {masked_url(parsed)}: callcast exports from "
+            "sqlite://, postgresql:// or mysql:// (mariadb://) URLs."
+        )
     try:
         return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
-    except NoSuchModuleError as exc:
+    except (NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
             f"Unsupported database URL scheme {parsed.drivername!r} in {masked_url(parsed)}: "
             "use sqlite://, postgresql:// or mysql:// (mariadb://)."
         ) from exc
+
+
+def source_engine(url: str, **kwargs) -> Engine:
+    """An engine on an existing source database: a missing SQLite file is refused, never created empty."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if not in_memory and not database.startswith("file:"):
+            from pathlib import Path
+
+            if not Path(database).expanduser().is_file():
+                raise SourceDatabaseError(
+                    f"The SQLite database {Path(database).expanduser()} does not exist (nothing was created). "
+                    "Run `callcast seed` to build the demo database, or fix CALLCAST_DATABASE_URL."
+                )
+    return make_engine(url, **kwargs)
 
 
 _TRANSIENT_SQLSTATES = {

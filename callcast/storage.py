@@ -6,10 +6,19 @@ module is storage-agnostic.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+import time
+import uuid
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -19,6 +28,203 @@ if TYPE_CHECKING:
     from callcast.settings import Settings
 
 T = TypeVar("T")
+
+
+FAULT_ENV = "CALLCAST_FAULT_POINT"
+
+# OSErrors that no retry can fix: the message names the path and the run fails at once.
+PERMANENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOTDIR}
+)
+
+
+def fault_point(name: str) -> None:
+    """Test hook: ``CALLCAST_FAULT_POINT=<name>`` kills this process with SIGKILL when it reaches ``name``.
+
+    Used by the crash tests and ``benchmarks/fault_injection.py`` to stop a real process at a chosen step of
+    a commit (no cleanup handler runs, exactly like ``kill -9`` or a lost machine).
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_permanent_oserror(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in PERMANENT_ERRNOS
+
+
+def explain_oserror(exc: OSError, path: object, action: str = "write") -> StorageError:
+    """A one-line message for an OSError that names the path (and does not invite a retry when permanent)."""
+    reason = exc.strerror or type(exc).__name__
+    hint = {
+        errno.ENOSPC: "Free space on that disk or point the lake/temporary folder elsewhere (TMPDIR).",
+        errno.EDQUOT: "The disk quota is exhausted: free space or raise the quota.",
+        errno.EROFS: "The file system is read-only: point CALLCAST_LAKE_URL at a writable folder.",
+        errno.EACCES: "Permission denied: fix the folder's permissions or point CALLCAST_LAKE_URL elsewhere.",
+        errno.EPERM: "Operation not permitted: fix the folder's permissions or point CALLCAST_LAKE_URL elsewhere.",
+    }.get(exc.errno, "Check the disk and the folder's permissions.")
+    error = StorageError(f"Cannot {action} {path}: {reason}. {hint}")
+    error.permanent = is_permanent_oserror(exc)  # type: ignore[attr-defined]
+    return error
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+class LeaseBusyError(StorageError):
+    """Another writer holds the partition's lease and did not release it in time."""
+
+
+class LeaseLostError(StorageError):
+    """This writer's lease was lost before its commit (expired or taken over): nothing was published."""
+
+
+def _lease_owner(owner: str, ttl_seconds: float) -> dict[str, object]:
+    return {
+        "owner": owner,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "token": uuid.uuid4().hex,
+        "acquired_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "expires_at": datetime.fromtimestamp(time.time() + ttl_seconds, UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _describe_holder(info: dict | None) -> str:
+    if not info:
+        return "another writer"
+    return (
+        f"{info.get('owner', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}, "
+        f"since {info.get('acquired_at', '?')})"
+    )
+
+
+class LocalLease:
+    """A lease on a local lake key: a lock file created atomically (``link`` of a private file, i.e. O_EXCL
+    semantics) whose holder keeps an ``flock`` on it for as long as it lives.
+
+    The file records owner, host, pid, token and expiry (for people and messages). The kernel releases the
+    ``flock`` when the holder dies however it dies (SIGKILL included), so a lease whose file can be
+    ``flock``-ed by someone else is stale and is taken over in place — never two holders at once.
+    """
+
+    def __init__(self, path: Path, owner: str, wait_seconds: float, ttl_seconds: float) -> None:
+        import fcntl
+
+        self.path = path
+        self.info = _lease_owner(owner, ttl_seconds)
+        self.took_over: dict | None = None
+        self._fd: int | None = None
+        deadline = time.monotonic() + wait_seconds
+        path.parent.mkdir(parents=True, exist_ok=True)
+        delay = 0.005
+        while True:
+            fd = self._try_create(fcntl)
+            if fd is None:
+                fd = self._try_take_over(fcntl)
+            if fd is not None:
+                self._fd = fd
+                return
+            if time.monotonic() >= deadline:
+                raise LeaseBusyError(
+                    f"{path} is held by {_describe_holder(self._read())}; waited {wait_seconds:g}s. "
+                    "Another run is writing this partition: wait for it to finish, or raise "
+                    "CALLCAST_LAKE_LOCK_WAIT_SECONDS."
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _payload(self) -> bytes:
+        return (json.dumps(self.info) + "\n").encode()
+
+    def _try_create(self, fcntl) -> int | None:
+        private = self.path.with_name(f".{self.path.name}.{self.info['token']}.tmp")
+        fd = os.open(private, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held before the file becomes visible
+            os.write(fd, self._payload())
+            try:
+                os.link(private, self.path)  # atomic: fails if a lease file exists
+            except FileExistsError:
+                os.close(fd)
+                return None
+            return fd
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        finally:
+            private.unlink(missing_ok=True)
+
+    def _try_take_over(self, fcntl) -> int | None:
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None  # its holder is alive
+        try:
+            if os.stat(self.path).st_ino != os.fstat(fd).st_ino:
+                os.close(fd)  # released (unlinked) meanwhile: try again from the start
+                return None
+        except FileNotFoundError:
+            os.close(fd)
+            return None
+        # The holder died without releasing: the file is ours now (we hold its flock).
+        self.took_over = self._read_fd(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self._payload(), 0)
+        return fd
+
+    @staticmethod
+    def _read_fd(fd: int) -> dict | None:
+        try:
+            return json.loads(os.pread(fd, 65536, 0) or b"null")
+        except (OSError, ValueError):
+            return None
+
+    def _read(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_bytes() or b"null")
+        except (OSError, ValueError):
+            return None
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLostError` unless this process still holds the lease."""
+        try:
+            held = self._fd is not None and os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            held = False
+        if not held:
+            raise LeaseLostError(f"Lost the lease {self.path} before committing; nothing was published.")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> LocalLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @runtime_checkable
@@ -34,6 +240,7 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def move(self, src: str, dst: str) -> None: ...
     def describe(self, key: str = "") -> str: ...
+    def lease(self, key: str, owner: str, wait_seconds: float, ttl_seconds: float) -> Any: ...
 
 
 def _clean_key(key: str) -> str:
@@ -48,6 +255,7 @@ class LocalStorage:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._mode = 0o666 & ~_umask()  # lake files follow the umask (mkstemp alone would make them 0600)
 
     def _path(self, key: str) -> Path:
         return self.root / _clean_key(key)
@@ -56,10 +264,12 @@ class LocalStorage:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(
+            error = StorageError(
                 f"Cannot create lake folder {path}: {exc.strerror}. "
                 "Check CALLCAST_LAKE_URL points to a writable directory."
-            ) from exc
+            )
+            error.permanent = True  # type: ignore[attr-defined]
+            raise error from exc
 
     def _write_atomically(self, key: str, writer) -> None:
         target = self._path(key)
@@ -67,14 +277,23 @@ class LocalStorage:
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         except OSError as exc:
-            raise StorageError(
+            error = StorageError(
                 f"Cannot write to lake folder {target.parent}: {exc.strerror}. "
                 "Check CALLCAST_LAKE_URL points to a writable directory."
-            ) from exc
+            )
+            error.permanent = is_permanent_oserror(exc)  # type: ignore[attr-defined]
+            raise error from exc
         try:
             with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), self._mode)
                 writer(handle)
+            fault_point(f"storage.before_replace:{target.name}")
             os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            if exc.filename is None and is_permanent_oserror(exc):
+                raise explain_oserror(exc, target) from exc
+            raise
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -131,6 +350,12 @@ class LocalStorage:
             except OSError:
                 return
             folder = folder.parent
+
+    def lease(self, key: str, owner: str, wait_seconds: float, ttl_seconds: float) -> LocalLease:
+        """Hold ``key`` as a lock file (see :class:`LocalLease`); waits up to ``wait_seconds``."""
+        path = self._path(key)
+        self._ensure_dir(path.parent)
+        return LocalLease(path, owner, wait_seconds, ttl_seconds)
 
     def local_path(self, key: str) -> Path:
         """The file behind a key (local backend only: lets readers skip a copy)."""
@@ -279,6 +504,110 @@ class AzureBlobStorage:
 
     def describe(self, key: str = "") -> str:
         return f"az://{self.container.container_name}/{self._full(key)}"
+
+    def _sync_blob_client(self, key: str):
+        """A synchronous azure-storage-blob client for one blob (blob leases need a client that stays open)."""
+        from azure.storage.blob import BlobClient
+
+        credentials = self.container.credentials
+        if credentials.connection_string is not None:
+            secret = credentials.connection_string
+            text = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+            return BlobClient.from_connection_string(text, self.container.container_name, self._full(key))
+        from azure.identity import DefaultAzureCredential
+
+        return BlobClient(
+            account_url=credentials.account_url,
+            container_name=self.container.container_name,
+            blob_name=self._full(key),
+            credential=DefaultAzureCredential(),
+        )
+
+    def lease(self, key: str, owner: str, wait_seconds: float, ttl_seconds: float) -> AzureLease:
+        """Hold ``key`` with an Azure blob lease (renewed in the background); waits up to ``wait_seconds``."""
+        return AzureLease(self, key, owner, wait_seconds, ttl_seconds)
+
+
+class AzureLease:
+    """An Azure blob lease on a small lock blob: exclusive by the service, expires by itself if the holder
+    dies (``ttl_seconds``, 15–60 s), renewed by a background thread while held."""
+
+    def __init__(
+        self, storage: AzureBlobStorage, key: str, owner: str, wait_seconds: float, ttl_seconds: float
+    ) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+        self.key = key
+        self.where = storage.describe(key)
+        self.info = _lease_owner(owner, ttl_seconds)
+        self.took_over = None
+        self._client = storage._sync_blob_client(key)
+        self._lease = None
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        duration = int(min(60, max(15, ttl_seconds)))
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                self._client.upload_blob(b"", overwrite=False)
+            except (ResourceExistsError, HttpResponseError):
+                pass  # exists (possibly leased by someone else)
+            try:
+                self._lease = self._client.acquire_lease(lease_duration=duration)
+                break
+            except HttpResponseError as exc:
+                if getattr(exc, "status_code", None) not in (409, 412):
+                    self._client.close()
+                    raise storage._fail("lease", key, exc) from exc
+            if time.monotonic() >= deadline:
+                holder = None
+                with contextlib.suppress(Exception):
+                    holder = json.loads(self._client.get_blob_properties().metadata.get("holder", "null"))
+                self._client.close()
+                raise LeaseBusyError(
+                    f"{self.where} is leased by {_describe_holder(holder)}; waited {wait_seconds:g}s. "
+                    "Another run is writing this partition: wait for it to finish, or raise "
+                    "CALLCAST_LAKE_LOCK_WAIT_SECONDS."
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        with contextlib.suppress(Exception):
+            self._client.set_blob_metadata({"holder": json.dumps(self.info)}, lease=self._lease)
+        self._renewer = threading.Thread(target=self._renew, args=(duration / 3,), daemon=True)
+        self._renewer.start()
+
+    def _renew(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self._lease.renew()
+            except Exception:
+                self._lost.set()
+                return
+
+    def check(self) -> None:
+        if self._lease is None or self._lost.is_set():
+            raise LeaseLostError(f"Lost the lease {self.where} before committing; nothing was published.")
+        try:
+            self._lease.renew()
+        except Exception as exc:
+            raise LeaseLostError(
+                f"Lost the lease {self.where} before committing ({type(exc).__name__}); nothing was published."
+            ) from exc
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._lease is not None:
+            with contextlib.suppress(Exception):
+                self._lease.release()
+            self._lease = None
+        self._client.close()
+
+    def __enter__(self) -> AzureLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def open_storage(settings: Settings) -> Storage:
