@@ -24,6 +24,13 @@ def _lake(home: Path) -> Path:
     return home / "lake"
 
 
+def _committed(part, logical: str):
+    """A committed file of a partition folder, resolved through its manifest (stored names are versioned)."""
+    manifest = json.loads((part / "_manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f.get("logical_name", f["name"]) == logical)
+    return part / entry["name"]
+
+
 def test_byo_weekly_csv_on_dask_matches_local_run(
     prefect_harness, callcast_home: Path, tmp_path: Path
 ) -> None:
@@ -49,22 +56,23 @@ def test_byo_weekly_csv_on_dask_matches_local_run(
     local = forecast_sales(**common, partition_date=date(2026, 1, 2), dask_workers=0)
 
     part = _lake(callcast_home) / "forecasts" / "dt=2026-01-01"
-    text = (part / "forecasts.csv").read_text()
+    text = _committed(part, "forecasts.csv").read_text()
     assert text.splitlines()[0] == HEADER
-    fc = pd.read_csv(part / "forecasts.csv")
+    fc = pd.read_csv(_committed(part, "forecasts.csv"))
     assert len(fc) == 10 * 8 and fc["series_id"].nunique() == 10
     assert set(fc["date"]) == {str((pd.Timestamp(raw["week"].max()) + pd.Timedelta(weeks=k)).date())
                                for k in range(1, 9)}  # fmt: skip
-    other = pd.read_csv(_lake(callcast_home) / "forecasts" / "dt=2026-01-02" / "forecasts.csv")
+    other = pd.read_csv(_committed(_lake(callcast_home) / "forecasts" / "dt=2026-01-02", "forecasts.csv"))
     pd.testing.assert_frame_equal(fc, other)  # Dask and in-process give the same forecasts
 
     manifest = json.loads((part / "_manifest.json").read_text())
     assert manifest["table"] == "forecasts" and manifest["rows"] == 80
-    assert {f["name"] for f in manifest["files"]} >= {"forecasts.csv", "backtest.json", "backtest_series.csv"}
+    logical = {f.get("logical_name", f["name"]) for f in manifest["files"]}
+    assert logical >= {"forecasts.csv", "backtest.json", "backtest_series.csv"}
     assert any(f["name"].endswith(".png") for f in manifest["files"])
-    report = json.loads((part / "backtest.json").read_text())
+    report = json.loads(_committed(part, "backtest.json").read_text())
     assert report["series"] == 10 and report["naive_wmae"] > 0
-    series = pd.read_csv(part / "backtest_series.csv")
+    series = pd.read_csv(_committed(part, "backtest_series.csv"))
     assert {"wmae", "mase", "smape", "naive_wmae", "model", "reason"} <= set(series.columns)
     assert set(fc["model"]) == set(series["model"])
 
