@@ -250,7 +250,7 @@ def call_list_lift(lists: pd.DataFrame, contacts: pd.DataFrame, window_days: int
     if lists.empty or contacts.empty:
         return pd.DataFrame(columns=LIFT_COLUMNS)
     frame = latest_contacts(contacts) if "updated_at" in contacts else contacts.copy()
-    frame["contact_date"] = pd.to_datetime(frame["contact_date"])
+    frame["contact_date"] = pd.to_datetime(frame["contact_date"]).astype("datetime64[ns]")
     y = frame["y"].astype("string")
     frame["known"] = y.isin(["yes", "no"]).fillna(False).to_numpy(dtype=bool)
     frame["sale"] = y.eq("yes").fillna(False).to_numpy(dtype=bool)
@@ -258,7 +258,7 @@ def call_list_lift(lists: pd.DataFrame, contacts: pd.DataFrame, window_days: int
     heads = (
         lists[["list_date", "call_date"]]
         .drop_duplicates()
-        .assign(call_ts=lambda d: pd.to_datetime(d["call_date"]))
+        .assign(call_ts=lambda d: pd.to_datetime(d["call_date"]).astype("datetime64[ns]"))
         .sort_values(["call_ts", "list_date"], kind="stable")
         .drop_duplicates("call_ts", keep="last")
     )

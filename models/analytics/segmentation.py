@@ -119,12 +119,18 @@ def choose_k(
     curve = pd.DataFrame(rows, columns=["k", "silhouette", "inertia", "smallest_share"])
     if curve["silhouette"].notna().sum() == 0:
         raise ValueError("No k in the range gave two or more segments: too few distinct customers.")
+    best = pick_k(curve, min_share)
+    return best, curve, fits
+
+
+def pick_k(curve: pd.DataFrame, min_share: float) -> int:
+    """The k of highest silhouette among rows whose ``smallest_share`` ≥ ``min_share`` (marks ``eligible``);
+    when no k qualifies (a far, small group splits off at every k), the highest silhouette overall."""
     curve["eligible"] = curve["smallest_share"] >= min_share
     pool = curve[curve["eligible"] & curve["silhouette"].notna()]
     if pool.empty:
         pool = curve[curve["silhouette"].notna()]
-    best = int(pool.loc[pool["silhouette"].idxmax(), "k"])
-    return best, curve, fits
+    return int(pool.loc[pool["silhouette"].idxmax(), "k"])
 
 
 def segment_customers(
