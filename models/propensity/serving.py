@@ -11,7 +11,7 @@ A compiled scorer is only used after :func:`serving_scorer` has checked, on a fe
 it gives the pipeline's probabilities to ``tolerance``. Any other model (forests, boosting, an unknown step,
 a failed check) is refused with the reason, and the caller keeps scoring with the pipeline.
 
-Rows are the scoring rows of :func:`tasks.scoring.scoring_rows`; :func:`scoring_row` builds the same row
+Rows are the scoring rows of :func:`models.call_list.scoring_rows`; :func:`scoring_row` builds the same row
 for one record without pandas (tests prove they agree).
 """
 
@@ -56,7 +56,7 @@ def _missing(value: Any) -> bool:
 def scoring_row(
     record: Mapping[str, Any], context: Mapping[str, Any], never_contacted: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """One customer's scoring row, as :func:`tasks.scoring.scoring_rows` builds it for a one-row frame.
+    """One customer's scoring row, as :func:`models.call_list.scoring_rows` builds it for a one-row frame.
 
     ``record`` holds the customer columns and optionally the history columns (missing = never contacted,
     filled from ``never_contacted``); ``context`` is the call-date context.
