@@ -11,11 +11,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 
-from callcast.database import connect_check, make_engine, masked_url, resolve_tables
+from callcast.database import connect_check, masked_url, resolve_tables, source_engine
 from callcast.lake import open_lake
-from callcast.runtime import get_logger
+from callcast.runtime import company_today, get_logger
 from callcast.settings import get_settings
-from tasks.export import export_table_task
+from tasks.export import export_table_task, refuse_future_date
 
 
 def check_lake_writable(lake_url: str | None) -> str:
@@ -31,7 +31,7 @@ def check_lake_writable(lake_url: str | None) -> str:
 def preflight(tables: list[str] | None, lake_url: str | None) -> list[str]:
     """Check the database and the lake answer, and resolve the table list from the catalog."""
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url())
+    engine = source_engine(settings.resolved_database_url())  # a missing SQLite file is refused, not created
     try:
         connect_check(engine)
         resolved = resolve_tables(engine, tables or settings.export.tables, exclude=settings.export.exclude)
@@ -77,9 +77,11 @@ def daily_export(
 
     The source database URL comes from ``CALLCAST_DATABASE_URL`` (a secret, never a flow parameter).
     """
-    partition_date = partition_date or datetime.now(UTC).date()
-    resolved = preflight(tables, lake_url)
     settings = get_settings()
+    today = company_today(settings)
+    partition_date = partition_date or today
+    refuse_future_date(partition_date, today)  # a future partition would cap every later slice
+    resolved = preflight(tables, lake_url)
     exporter = export_table_task.with_options(
         retries=settings.export.retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=settings.export.retry_delay_seconds),

@@ -6,7 +6,9 @@ from datetime import date
 
 from prefect import flow
 
-from callcast.runtime import get_logger
+from callcast import catalog
+from callcast.errors import PartitionNotFoundError
+from callcast.runtime import company_today, get_logger
 from callcast.schema import TABLE_NAMES
 from tasks.checks import (
     announce_day_if_passed,
@@ -14,6 +16,7 @@ from tasks.checks import (
     publish_checks_artifact,
     validate_partition_task,
 )
+from tasks.export import refuse_future_date
 
 
 @flow(name="validate-exports")
@@ -25,12 +28,15 @@ def validate_exports(
     from callcast.settings import get_settings
 
     logger = get_logger()
-    lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
+    settings = get_settings(**({"lake_url": lake_url} if lake_url else {}))
+    if partition_date is not None:
+        refuse_future_date(partition_date, company_today(settings), what="validate")
+    lake = open_lake(settings)
     statuses: dict[str, str] = {}
     results = []
     for table in tables or list(TABLE_NAMES):
-        day = partition_date or lake.latest_partition(f"raw/{table}")
-        if day is None or not lake.has_partition(f"raw/{table}", day):
+        day = partition_date or lake.latest_partition(catalog.raw(table))
+        if day is None or not lake.has_partition(catalog.raw(table), day):
             logger.warning(
                 "%s: no committed export partition%s; skipped.", table, f" for {day}" if day else ""
             )
@@ -41,8 +47,13 @@ def validate_exports(
             emit_checks_failed(result)
         statuses[table] = result["status"]
         results.append(result)
-    if results:
-        publish_checks_artifact(results)
+    if not results:
+        raise PartitionNotFoundError(
+            f"Nothing was validated: no table has a committed export partition"
+            f"{f' for {partition_date.isoformat()}' if partition_date else ''} in {lake.describe()}. "
+            "Run the export for that date first (or check --date)."
+        )
+    publish_checks_artifact(results)
     for day in sorted({date.fromisoformat(r["partition_date"]) for r in results if r["status"] != "failed"}):
         announce_day_if_passed(day, lake_url)  # the day's last passing table starts scoring and monitoring
     return statuses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import date
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 from prefect import task
 
-from callcast.lake import MANIFEST_NAME, Lake, partition_key
+from callcast import catalog
+from callcast.lake import Lake, partition_key
 from callcast.runtime import get_logger
 from data_checks.config import ChecksConfig
 from data_checks.errors import PartitionNotValidatedError, QuarantinedPartitionError
@@ -51,11 +53,13 @@ def validate_raw_partition(
     from data_checks.validate import validate_partition
 
     logger = get_logger()
-    prefix = f"raw/{table}"
-    manifest = lake.read_manifest(prefix, partition_date)
-    manifest_bytes = lake.storage.get_bytes(f"{partition_key(prefix, partition_date)}/{MANIFEST_NAME}")
-    name = f"{table}.csv.gz"
+    prefix = catalog.raw(table)
+    lake.read_manifest(prefix, partition_date)  # a clear PartitionNotFoundError when it is not committed
+    manifest_bytes = lake.storage.get_bytes(catalog.manifest(prefix, partition_date))
+    manifest = json.loads(manifest_bytes)
+    name = catalog.raw_file_name(table)
     with lake.scratch_dir() as scratch:
+        # Resolved through the manifest and verified against its size and SHA-256 (refused on mismatch).
         path = lake.fetch(prefix, partition_date, name, scratch)
         docs = scratch / "data_docs"
 

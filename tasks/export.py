@@ -408,21 +408,33 @@ def plan_slice(
             "exported. Set CALLCAST_EXPORT__LATE_ROWS=include to pick them up in this slice."
         )
 
-    # Rows later than the window: the source holds more rows at or below `low` than the lake has exported
-    # (exact for append-only tables; for tables whose watermark moves on update it can under-count).
+    # Rows later than the window (watermark at or below the window's floor, in no partition) fail the export.
     through_low = None
     if low is not None and not after and partition_date not in bounds:
-        through_low = conn.execute(
-            sa.select(sa.func.count()).select_from(table).where(column <= low)
-        ).scalar_one()
-        exported = sum(int(manifests[d].get("rows") or 0) for d in before)
-        missing = through_low - exported - len(late)
+        if watermark_column in key:  # an immutable watermark (it is the key): counting is exact and cheap
+            through_low = conn.execute(
+                sa.select(sa.func.count()).select_from(table).where(column <= low)
+            ).scalar_one()
+            exported = sum(int(manifests[d].get("rows") or 0) for d in before)
+            missing, oldest = through_low - exported - len(late), None
+        else:  # a watermark that moves on update (updated_at): compare (key, watermark) pairs exactly
+            in_lake = set(held)
+            for d in before:
+                if not _overlaps(bounds[d], scan_low, high):
+                    in_lake |= _held_pairs(
+                        lake, prefix, d, table, key, watermark_column, manifests[d], None, low
+                    )
+            floor = lookback_low if lookback_low is not None else low
+            current = sa.select(*key_columns, column).where(column <= floor)
+            absent = [w for k, w in map(canonical_pair, conn.execute(current)) if (k, w) not in in_lake]
+            through_low, missing, oldest = None, len(absent), min(absent, default=None)
         if missing > 0:
             raise LateRowsError(
                 f"{missing} row(s) of {table.name!r} have a watermark ({watermark_column}) at or below "
-                f"{_jsonable(lookback_low)}, older than the look-back window, and are in no partition; nothing "
-                "was exported. Widen CALLCAST_EXPORT__LOOKBACK for this table (or re-export it as a "
-                "snapshot), then rerun."
+                f"{_jsonable(lookback_low)}"
+                + (f" (oldest {_jsonable(oldest)})" if oldest is not None else "")
+                + ", older than the look-back window, and are in no partition; nothing was exported. Widen "
+                "CALLCAST_EXPORT__LOOKBACK for this table (or re-export it as a snapshot), then rerun."
             )
     return ExportSlice(
         "incremental",
