@@ -19,6 +19,7 @@ from flows.forecast import forecast_sales
 from flows.score import score_call_list
 from flows.train_propensity import train_propensity
 from flows.validate import validate_exports
+from tasks.state import publish_state_task
 
 
 class QuarantineStop(CallcastError):
@@ -45,6 +46,7 @@ def daily_pipeline(
     summary["checks"] = statuses
     failed = sorted(table for table, status in statuses.items() if status == "failed")
     if failed:
+        publish_state_task(day)  # the UI shows which table stopped the day
         raise QuarantineStop(
             f"Data checks failed for {', '.join(failed)} on {day}: the partitions are quarantined, so training, "
             "scoring and forecasting did not run. Read "
@@ -57,5 +59,6 @@ def daily_pipeline(
     summary["call_list"] = score_call_list(partition_date=day, capacity=capacity)
     if forecast:
         summary["forecast"] = forecast_sales()
+    publish_state_task(day, summary.get("call_list"))
     logger.info("Daily pipeline for %s finished", day)
     return summary
