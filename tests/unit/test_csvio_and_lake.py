@@ -60,8 +60,23 @@ def test_types_are_written_in_the_lake_dialect():
 
 
 def test_nul_in_text_is_refused_rather_than_corrupted():
-    with pytest.raises(ValueError, match="NUL character"):
-        RowEncoder(["string"]).encode([("a\x00b",)])
+    with pytest.raises(ValueError, match=r"NUL character.*row 2 of the batch, column 2"):
+        RowEncoder(["string", "string"]).encode([("a", "b"), ("c", "a\x00b")])
+
+
+def test_database_specific_values_are_written_as_the_database_would():
+    from datetime import timedelta
+
+    mariadb = RowEncoder(["time", "bit(8)", "boolean", "boolean"])
+    assert mariadb.encode([(timedelta(days=34, hours=22, minutes=59, seconds=59), b"\xaa", 2, 1)]) == (
+        "838:59:59,10101010,2,true\n"
+    )
+    assert mariadb.encode([(timedelta(seconds=-1, microseconds=5), b"\x01", 0, None)]) == (
+        "-00:00:00.999995,00000001,false,\n"
+    )
+    sqlite = RowEncoder(["timestamp", "string", "integer"], dynamic_typing=True)
+    assert sqlite.encode([("", b"\x00\xff", ""), (None, "", 3)]) == '"",\\x00ff,""\n,"",3\n'
+    assert parse_exact('"",\\x00ff,""\n')[0] == ["", "\\x00ff", ""]  # '' stays apart from NULL
 
 
 def test_truncated_quoted_field_is_reported():
@@ -122,11 +137,92 @@ def test_rerun_replaces_files_and_removes_stale_ones(tmp_path):
         "out", day, {"a.csv": _write(tmp_path, "a.csv", "old"), "b.csv": _write(tmp_path, "b.csv", "old")}, {}
     )
     lake.commit_partition("out", day, {"a.csv": _write(tmp_path, "a2.csv", "new")}, {})
-    assert sorted(p.name for p in (tmp_path / "lake/out/dt=2026-01-01").iterdir()) == [
-        "_manifest.json",
-        "a.csv",
-    ]
-    assert (tmp_path / "lake/out/dt=2026-01-01/a.csv").read_text() == "new"
+    stored = sorted(p.name for p in (tmp_path / "lake/out/dt=2026-01-01").iterdir())
+    assert stored == ["_manifest.json", lake.data_file("out", day, "a.csv").rsplit("/", 1)[-1]]
+    assert lake.read_bytes("out", day, "a.csv") == b"new"
+    with pytest.raises(StorageError, match="names no file 'b.csv'"):
+        lake.read_bytes("out", day, "b.csv")
+
+
+def test_data_files_get_new_content_addressed_names_and_the_manifest_resolves_them(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    day = date(2026, 1, 1)
+    manifest = lake.commit_partition("raw/t", day, {"t.csv.gz": _write(tmp_path, "t", "one")}, {"table": "t"})
+    entry = manifest["files"][0]
+    assert entry["logical_name"] == "t.csv.gz" and entry["name"] == f"t.{entry['sha256'][:16]}.csv.gz"
+    assert set(entry) >= {"name", "rows", "bytes", "sha256"}
+    first_key = lake.data_file("raw/t", day, "t.csv.gz")
+    lake.commit_partition("raw/t", day, {"t.csv.gz": _write(tmp_path, "t", "two")}, {"table": "t"})
+    assert lake.data_file("raw/t", day, "t.csv.gz") != first_key  # never overwritten in place
+    assert not lake.storage.exists(first_key)  # the old version is removed after the commit
+
+
+def test_reader_refuses_a_file_that_does_not_match_its_manifest(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    day = date(2026, 1, 1)
+    lake.commit_partition("raw/t", day, {"t.csv": _write(tmp_path, "t.csv", "a\n1\n")}, {"table": "t"})
+    path = lake.storage.local_path(lake.data_file("raw/t", day, "t.csv"))
+    path.write_text("a\n2\n")  # same size, other bytes
+    with pytest.raises(StorageError, match="SHA-256 .* does not match|but its manifest records"):
+        lake.read_csv("raw/t", day, "t.csv")
+    path.write_text("a\n22\n")
+    with pytest.raises(StorageError, match="bytes but its manifest records"):
+        lake.fetch("raw/t", day, "t.csv", tmp_path / "scratch")
+    assert lake.verify_partition("raw/t", day)
+
+
+def test_lake_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        lake = Lake(LocalStorage(tmp_path / "lake"))
+        lake.commit_partition("raw/t", date(2026, 1, 1), {"t.csv": _write(tmp_path, "t.csv", "x")}, {})
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "lake/raw/t/dt=2026-01-01").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_a_second_writer_waits_for_the_lease_then_fails_naming_the_holder(tmp_path):
+    from callcast.storage import LeaseBusyError
+
+    lake = Lake(LocalStorage(tmp_path / "lake"), lock_wait_seconds=0.3)
+    day = date(2026, 1, 1)
+    with lake.lease("raw/t", day, owner="first writer"):
+        with pytest.raises(LeaseBusyError, match=r"held by first writer \(pid \d+"):
+            lake.commit_partition("raw/t", day, {"t.csv": _write(tmp_path, "t.csv", "x")}, {})
+    assert lake.partitions("raw/t") == []
+    lake.commit_partition("raw/t", day, {"t.csv": _write(tmp_path, "t.csv", "x")}, {})  # released: free
+    assert lake.partitions("raw/t") == [day]
+
+
+def test_a_dead_writers_lease_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    storage = LocalStorage(tmp_path / "lake")
+    code = (
+        "import os, signal, sys\n"
+        "from callcast.storage import LocalStorage\n"
+        f"lease = LocalStorage({str(tmp_path / 'lake')!r}).lease('raw/t/_leases/x.lease', 'doomed', 1, 60)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    assert storage.exists("raw/t/_leases/x.lease")  # the dead writer never released it
+    lease = storage.lease("raw/t/_leases/x.lease", "next", 1, 60)
+    assert lease.took_over and lease.took_over["owner"] == "doomed"
+    lease.check()
+    lease.release()
+
+
+def test_lake_lock_wait_setting_reaches_the_lake(tmp_path, monkeypatch):
+    from callcast.lake import open_lake
+    from callcast.settings import get_settings
+
+    monkeypatch.setenv("CALLCAST_LAKE_LOCK_WAIT_SECONDS", "0.25")
+    assert open_lake(get_settings(lake_url=str(tmp_path / "lake"))).lock_wait_seconds == 0.25
 
 
 def test_storage_refuses_keys_that_escape_the_lake(tmp_path):
