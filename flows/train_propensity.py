@@ -1,4 +1,4 @@
-"""Flow: validated exports -> training table -> candidates -> registry -> promotion gate -> card."""
+"""Flow: validated exports -> training table -> (unchanged? stop) -> candidates -> gate -> registry -> card."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from typing import Any
 from prefect import flow
 
 from models.propensity.config import Profile
-from tasks.training import build_training_table_task, register_and_gate_task, train_candidates_task
+from tasks.training import (
+    build_training_table_task,
+    find_trained_version_task,
+    register_and_gate_task,
+    train_candidates_task,
+    unchanged_summary,
+)
+
+CHAMPION_CARD_KEY = "propensity-model-card"
+"""Prefect artifact key of the champion's card (what people open in the UI)."""
+CHALLENGER_CARD_KEY = "propensity-challenger-card"
+"""Challengers' cards are kept apart, under their own key."""
 
 
 @flow(name="train-propensity", log_prints=True)
@@ -24,13 +35,25 @@ def train_propensity(
 
     settings = get_settings(lake_url=lake_url) if lake_url else get_settings()
     with tempfile.TemporaryDirectory(prefix="callcast-propensity-") as workdir:
-        built = build_training_table_task(workdir, as_of, lake_url)
+        built = build_training_table_task(workdir, as_of, lake_url, profile)
+        existing = find_trained_version_task(built["fingerprint"], lake_url)
+        if existing is not None:
+            summary = unchanged_summary(existing, lake_url)
+            print(f"propensity: {summary['reasons'][0]}")
+            return {k: v for k, v in summary.items() if k != "card"}
         result_path = train_candidates_task(built["table_path"], profile)
         summary = register_and_gate_task(
-            built["table_path"], result_path, built["inputs"], lake_url, settings.resolved_mlflow_uri()
+            built["table_path"],
+            result_path,
+            built["inputs"],
+            lake_url,
+            settings.resolved_mlflow_uri(),
+            built["fingerprint"],
         )
     create_markdown_artifact(
-        key="propensity-model-card", markdown=summary["card"], description=f"propensity {summary['version']}"
+        key=CHAMPION_CARD_KEY if summary["promoted"] else CHALLENGER_CARD_KEY,
+        markdown=summary["card"],
+        description=f"propensity {summary['version']} ({'champion' if summary['promoted'] else 'challenger'})",
     )
     if summary["promoted"]:
         emit_event(
@@ -45,11 +68,12 @@ def train_propensity(
                 "reasons": summary["reasons"],
             },
         )
-    h = summary["headline"]
+    h, b = summary["headline"], summary["baseline_headline"]
     print(
         f"propensity {summary['version']} ({summary['candidate']}): "
-        f"{'PROMOTED to champion' if summary['promoted'] else 'kept as challenger'}; holdout ROC AUC "
-        f"{h['roc_auc']:.3f}, top-20% reaches {h['gains_at_20']:.0%} of buyers, Brier {h['brier']:.3f} "
-        f"(base rate {h['base_rate_brier']:.3f}); registry {summary['registry']}"
+        f"{'PROMOTED to champion' if summary['promoted'] else 'kept as challenger'}; holdout within-date AUC "
+        f"{h['within_date_auc']:.3f} (plain LR {b['within_date_auc']:.3f}); per-date capture at capacity "
+        f"{h['capture_at_capacity']:.0%} of the buyers vs {h['capture_random']:.0%} at random; "
+        f"served model fitted {summary['fit_window'][0]} to {summary['fit_window'][1]}; registry {summary['registry']}"
     )
     return {k: v for k, v in summary.items() if k != "card"}

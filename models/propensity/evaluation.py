@@ -348,3 +348,51 @@ def plot_rate_over_time(frame: pd.DataFrame, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_per_date_capture(curves: dict[str, tuple[np.ndarray, np.ndarray]], dates, path: Path) -> Path:
+    """Share of each date's buyers reached when calling the best share of that date's contacts (summed)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    shares = np.linspace(0.05, 1, 20)
+    for name, (y, p) in curves.items():
+        got = [decision_metrics(date_stats(y, p, dates, s))["capture_at_capacity"] for s in shares]
+        ax.plot(shares, got, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="random calling")
+    ax.set(
+        xlabel="share of each date's contacts called (best first)",
+        ylabel="share of buyers reached",
+        title="Per-date capture (holdout)",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_calibration_over_time(rolling: list[dict], holdout: pd.DataFrame, path: Path) -> Path:
+    """Observed buyer rate against the mean predicted rate: per rolling window and per holdout month."""
+    plt = _figure()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if rolling:
+        labels = [r["test_start"][:7] for r in rolling]
+        x = np.arange(len(rolling))
+        ax1.plot(x, [r["base_rate"] for r in rolling], "k-o", ms=3, label="observed")
+        for who in ("chosen", "baseline"):
+            ax1.plot(x, [r[who]["mean_predicted"] for r in rolling], "--o", ms=3, label=f"predicted ({who})")
+        ax1.set_xticks(x, labels, rotation=30, fontsize=7)
+    ax1.set(ylabel="buyer rate", title="Rolling windows: observed vs predicted")
+    ax1.legend(fontsize=7)
+    months = pd.to_datetime(holdout["contact_date"]).dt.to_period("M").dt.to_timestamp()
+    grouped = holdout.assign(month=months).groupby("month")
+    ax2.plot(grouped["y"].mean(), "k-o", ms=3, label="observed")
+    for col in [c for c in holdout.columns if c.startswith("p_")]:
+        ax2.plot(grouped[col].mean(), "--", label=f"predicted ({col[2:]})")
+    ax2.set(ylabel="buyer rate", title="Holdout months: observed vs predicted")
+    ax2.legend(fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
