@@ -58,7 +58,7 @@ def tiny_db(tmp_path):
     engine.dispose()
 
 
-@pytest.mark.integration  # builds a 45k-customer database
+@pytest.mark.slow  # builds a 45k-customer database (no service: not integration)
 def test_next_day_appends_one_business_day_and_resolves_outcomes(tiny_db):
     engine, counts = tiny_db
     first = advance_one_day(engine)
@@ -74,7 +74,7 @@ def test_next_day_appends_one_business_day_and_resolves_outcomes(tiny_db):
     assert sales_days == 120 + 11
 
 
-@pytest.mark.integration  # builds a 45k-customer database
+@pytest.mark.slow  # builds a 45k-customer database (no service: not integration)
 def test_next_day_is_deterministic(tmp_path):
     results = []
     for name in ("a", "b"):
@@ -89,7 +89,7 @@ def test_next_day_is_deterministic(tmp_path):
     pd.testing.assert_frame_equal(results[0], results[1])
 
 
-@pytest.mark.integration  # builds a 45k-customer database
+@pytest.mark.slow  # builds a 45k-customer database (no service: not integration)
 def test_shift_changes_new_customers_from_its_start(tiny_db):
     engine, _ = tiny_db
     advance_one_day(engine, DemoShift(start=date(2010, 12, 3), age_offset=30, balance_factor=5))

@@ -76,7 +76,7 @@ def test_unknown_alias_and_missing_version_say_what_to_do(lake: Lake):
     assert registry.next_version(lake, "propensity") == "v0002"
 
 
-@pytest.mark.integration
+@pytest.mark.slow  # MLflow on a local SQLite file: no service
 def test_mlflow_mirror_sets_aliases_to_match_the_lake(lake: Lake, tmp_path: Path):
     from mlflow.tracking import MlflowClient
 
