@@ -25,9 +25,17 @@ CHALLENGER_CARD_KEY = "propensity-challenger-card"
 
 @flow(name="train-propensity", log_prints=True)
 def train_propensity(
-    profile: Profile = "quick", as_of: date | None = None, lake_url: str | None = None
+    profile: Profile = "quick",
+    as_of: date | None = None,
+    lake_url: str | None = None,
+    reason: str = "schedule",
 ) -> dict[str, Any]:
-    """Train the propensity model on the latest validated exports; promote it if it beats the champion."""
+    """Train the propensity model on the latest validated exports; promote it if it beats the champion.
+
+    ``reason`` records why the run started (``schedule``, ``drift`` from the monitoring trigger, ``manual``);
+    every reason goes through the same promotion gate.
+    """
+    print(f"propensity training started (reason: {reason}, profile: {profile})")
     from prefect.artifacts import create_markdown_artifact
     from prefect.events import emit_event
 
