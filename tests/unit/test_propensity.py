@@ -1,4 +1,4 @@
-"""Propensity model: leakage guard, chronological split, context features, determinism, behaviour, gate."""
+"""Propensity model: point-in-time rows, pre-call allowlist, decision metrics, split, determinism, behaviour, gate."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from models.propensity.features import (
     add_context_features,
     assert_no_leakage,
     build_training_table,
+    customer_features_as_of,
+    scoring_rows_as_of,
 )
 from models.propensity.gate import behaviour_tests, decide_promotion
 from models.propensity.reasons import explain
@@ -36,18 +38,22 @@ def small_config(**updates) -> PropensityConfig:
     config = PropensityConfig(
         candidates=[
             Candidate(
-                name="logreg/base", estimator="logreg", feature_set="base", grid={"model__C": [0.1, 1.0]}
+                name="logreg/raw", estimator="logreg", feature_set="raw", grid={"model__C": [0.1, 1.0]}
             ),
             Candidate(
-                name="hist_gb/context",
+                name="hist_gb/monotone",
                 estimator="hist_gb",
-                feature_set="context",
+                feature_set="monotone",
                 grid={"model__max_iter": [30], "model__max_leaf_nodes": [7, 15]},
-                calibration="none",
+                monotonic={"prev_success": 1},
             ),
+            Candidate(name="logreg/base", estimator="logreg", feature_set="base", grid={}, profiles=[]),
         ],
-        rolling_origins=[0.7, 0.85],
-        rolling_horizon=0.15,
+        selection_origins=[0.6, 0.8],
+        selection_horizon=0.2,
+        rolling_origins=[0.5, 0.6, 0.7, 0.8, 0.9],
+        rolling_horizon=0.1,
+        bootstrap_samples=200,
         n_jobs=1,
     )
     return config.model_copy(update=updates)
@@ -132,8 +138,24 @@ def test_same_data_and_seed_give_the_same_model_and_metrics(table):
     for a, b in zip(first.candidates, second.candidates, strict=True):
         np.testing.assert_array_equal(a.holdout_p, b.holdout_p)
     assert first.rolling == second.rolling
-    assert 0.5 < first.chosen.holdout["roc_auc"] <= 1
-    assert len(first.rolling) == 2
+    assert 0.5 < first.chosen.holdout["within_date_auc"] <= 1
+    assert len(first.rolling) == 5  # at least five rolling origins, each with the baseline beside it
+    assert all("baseline" in r and "intervals" in r for r in first.rolling)
+    assert first.baseline.name == "logreg/raw"
+
+
+def test_selection_uses_the_within_date_headline_and_never_the_holdout(table):
+    result = train_propensity_model(table, small_config(), "quick")
+    best = max((c for c in result.candidates if c.behaviour_passed), key=lambda c: c.selection_auc)
+    assert result.chosen.name == best.name
+    # the holdout is scored by the selection fit; the served model is a refit on every row
+    assert result.fit_window == (
+        str(table["contact_date"].min().date()),
+        str(table["contact_date"].max().date()),
+    )
+    assert result.train_window[1] < result.holdout_window[0]
+    p_final = result.final_pipeline.predict_proba(table.tail(len(result.holdout_y)))[:, 1]
+    assert not np.allclose(p_final, result.chosen.holdout_p)  # it has seen the holdout
 
 
 class _PunishesSuccess:
@@ -160,6 +182,11 @@ def test_gate_promotes_only_a_better_model_with_passing_behaviour():
     from models.propensity.gate import BehaviourResult
 
     ok = [BehaviourResult("x", True, "")]
+    assert PropensityConfig().promotion_metric == "within_date_auc"  # the gate uses the headline
+    headline = decide_promotion(
+        {"within_date_auc": 0.62}, {"within_date_auc": 0.60}, ok, "within_date_auc", 0.005
+    )
+    assert headline.promote
     bad = [BehaviourResult("previous_success_not_lower", False, "min delta -0.1")]
     better = decide_promotion({"roc_auc": 0.76}, {"roc_auc": 0.74}, ok, "roc_auc", 0.01)
     assert better.promote and "promoted" in better.reasons[0]
@@ -220,10 +247,176 @@ def test_training_tasks_read_the_propensity_section_of_the_settings(monkeypatch)
     monkeypatch.setenv("CALLCAST_PROPENSITY__SEARCH_ITERATIONS", '{"quick": 1, "full": 3}')
     config = _config()
     assert config.seed == 42 and config.search_iterations == {"quick": 1, "full": 3}
-    assert {c.estimator for c in config.candidates_for("quick")} == {"logreg", "random_forest", "hist_gb"}
+    assert {c.estimator for c in config.candidates_for("quick")} == {"logreg", "hist_gb"}
+    assert "logreg/raw" in {c.name for c in config.candidates_for("quick")}  # the baseline is always run
 
 
 def test_default_grids_cap_boosting_at_100_trees_for_scoring_speed():
     for candidate in PropensityConfig().candidates:
         if candidate.estimator == "hist_gb":
             assert max(candidate.grid["model__max_iter"]) <= 100, candidate.name
+
+
+# -- point-in-time rows ----------------------------------------------------------------------------------
+
+
+def test_scoring_rows_rebuilt_as_of_each_contact_date_equal_the_training_rows(tables, table):
+    customers, contacts = tables
+    rebuilt = customer_features_as_of(
+        contacts,
+        customers,
+        pd.DataFrame({"customer_id": table["customer_id"], "as_of": table["contact_date"]}),
+    )
+    expected = table.drop(columns=["contact_id", "y"])
+    pd.testing.assert_frame_equal(rebuilt[expected.columns], expected, check_dtype=False)
+    # the same, one call date at a time, through the scoring entry point
+    day = table["contact_date"].iloc[len(table) // 2]
+    on_day = table[table["contact_date"] == day]
+    rows = scoring_rows_as_of(contacts, customers, day, on_day["customer_id"])
+    pd.testing.assert_frame_equal(
+        rows[expected.columns].reset_index(drop=True),
+        on_day.drop(columns=["contact_id", "y"]).reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+def _history(*contacts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    base = {"contact": "cellular", "campaign": 1, "previous": 0, "poutcome": "unknown", "y": None}
+    frame = pd.DataFrame([{**base, **c} for c in contacts])
+    frame["customer_id"] = frame.get("customer_id", 1)
+    customers = pd.DataFrame(
+        {
+            "customer_id": sorted(frame["customer_id"].unique()),
+            "age": 40,
+            "job": "admin.",
+            "marital": "single",
+            "education": "tertiary",
+            "default": "no",
+            "balance": 100,
+            "housing": "no",
+            "loan": "no",
+        }
+    )
+    return frame, customers
+
+
+def test_history_rolls_forward_the_way_the_bank_records_the_next_contact():
+    # a failed campaign (2 calls, outcome known on 03-10), then the bank's record of the next call
+    contacts, customers = _history(
+        {"contact_id": 1, "contact_date": "2009-03-01", "campaign": 2, "previous": 1, "poutcome": "failure",
+         "y": "no", "outcome_known_on": "2009-03-10"},
+        {"contact_id": 2, "contact_date": "2009-05-04", "campaign": 1, "previous": 3, "poutcome": "failure",
+         "y": "yes", "outcome_known_on": "2009-05-09"},
+    )  # fmt: skip
+    recorded = build_training_table(customers, contacts)
+    hidden = contacts[contacts["contact_id"] == 1]  # before the second call the bank knew only the first
+    rebuilt = scoring_rows_as_of(hidden, customers, "2009-05-04")
+    cols = ["contact", "campaign", "previous", "poutcome"]
+    assert rebuilt[cols].iloc[0].tolist() == recorded[cols].iloc[1].tolist() == ["cellular", 1, 3, "failure"]
+    # after the sale the next call starts from "previous campaign succeeded" (not the stale row's "failure")
+    after = scoring_rows_as_of(contacts, customers, "2009-06-01")
+    assert after[cols].iloc[0].tolist() == ["cellular", 1, 4, "success"]
+    # outcome not known yet: the same campaign goes on
+    pending = scoring_rows_as_of(contacts, customers, "2009-05-06")
+    assert pending[cols].iloc[0].tolist() == ["cellular", 2, 3, "failure"]
+    never = scoring_rows_as_of(contacts.iloc[:0], customers, "2009-05-06")
+    assert never[cols].iloc[0].tolist() == ["unknown", 1, 0, "unknown"]
+    assert not {"pdays", "days_since"} & set(after.columns)  # no recency under another name
+
+
+# -- the pre-call allowlist ----------------------------------------------------------------------------
+
+
+def test_a_renamed_duration_is_refused_because_it_is_not_declared_pre_call(table, tables):
+    contacts = tables[1]
+    seconds = contacts.set_index("contact_id").loc[table["contact_id"], "duration"].to_numpy()
+    frame = table.assign(call_seconds=seconds)
+    config = PropensityConfig()
+    config.feature_sets["sneaky"] = FeatureSet(categorical=["job"], numeric=["age", "call_seconds"])
+    candidate = Candidate(name="sneaky", estimator="logreg", feature_set="sneaky", grid={})
+    with pytest.raises(LeakageError, match="call_seconds"):
+        build_pipeline(candidate, config).fit(frame, frame["y"])
+    # declared pre-call by configuration, the same column would pass: the schema is the allowlist
+    declared = config.model_copy(update={"extra_pre_call_columns": {"campaign_contacts": ["call_seconds"]}})
+    build_pipeline(candidate, declared).fit(frame.head(500), frame["y"].head(500))
+    # undeclared source columns never reach the training table at all
+    leaky_contacts = contacts.assign(call_seconds=contacts["duration"])
+    assert "call_seconds" not in build_training_table(tables[0], leaky_contacts).columns
+
+
+def test_declared_derived_features_pass_and_undeclared_sources_are_named():
+    from models.propensity.features import assert_pre_call
+
+    assert_pre_call(["age", "balance_slog", "poutcome_x_contact", "ctx_rate_90d_logit"])
+    with pytest.raises(LeakageError, match="balance_slog \\(from balance\\)"):
+        assert_pre_call(["age", "balance_slog"], allowed=["age"])
+    with pytest.raises(LeakageError, match="pdays"):
+        assert_pre_call(["pdays"], allowed=["pdays"])  # forbidden whatever is declared
+
+
+# -- decision metrics -----------------------------------------------------------------------------------
+
+
+def test_within_date_auc_ignores_what_only_separates_dates():
+    from models.propensity.evaluation import date_stats, decision_metrics, within_date_auc
+
+    rng = np.random.default_rng(1)
+    dates = np.repeat(pd.date_range("2010-01-01", periods=40).to_numpy(), 50)
+    rate = np.repeat(rng.uniform(0.05, 0.6, 40), 50)
+    y = (rng.random(len(dates)) < rate).astype(int)
+    assert within_date_auc(y, rate, dates) == pytest.approx(0.5)  # knows only each date's rate
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, rate) > 0.65  # ... which the pooled AUC rewards
+    m = decision_metrics(date_stats(y, y + 0.0, dates, capacity_share=1.0))
+    assert m["within_date_auc"] == 1.0 and m["capture_at_capacity"] == pytest.approx(1.0)
+    m = decision_metrics(date_stats(y, rate, dates, capacity_share=0.2))
+    assert m["capture_at_capacity"] == pytest.approx(m["capture_random"])  # ties shared: random calling
+
+
+def test_bootstrap_intervals_resample_days_and_pair_the_models():
+    from models.propensity.evaluation import bootstrap_intervals, date_stats
+
+    rng = np.random.default_rng(2)
+    dates = np.repeat(pd.date_range("2010-01-01", periods=60).to_numpy(), 40)
+    y = (rng.random(len(dates)) < 0.3).astype(int)
+    good = y + rng.normal(0, 0.8, len(y))
+    noise = rng.random(len(y))
+    ci = bootstrap_intervals(
+        {"good": date_stats(y, good, dates), "noise": date_stats(y, noise, dates)}, "noise", 300, 0.9, 0
+    )
+    lo, hi = ci["good"]["within_date_auc"]
+    assert 0.6 < lo < hi < 0.9
+    assert ci["good"]["within_date_auc_diff"][0] > 0  # clearly better than noise, paired by day
+    assert ci["noise"]["within_date_auc"][0] < 0.5 < ci["noise"]["within_date_auc"][1]
+
+
+# -- recalibration and monotonicity ---------------------------------------------------------------------------
+
+
+def test_recalibration_never_inverts_the_ranking():
+    from sklearn.linear_model import LogisticRegression
+
+    from models.propensity.estimators import RecalibratedClassifier
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 1))
+    y = (rng.random(2000) < 1 / (1 + np.exp(-2 * x[:, 0]))).astype(int)
+    y[-300:] = (rng.random(300) < 1 / (1 + np.exp(2 * x[-300:, 0]))).astype(int)  # latest window: inverted
+    with pytest.warns(RuntimeWarning, match="refused"):
+        model = RecalibratedClassifier(LogisticRegression(), "sigmoid", window_fraction=0.15).fit(x, y)
+    assert model.slope_ == 1.0 and "refused" in model.calibration_note_
+    base = model.estimator_.predict_proba(x)[:, 1]
+    calibrated = model.predict_proba(x)[:, 1]
+    assert (np.argsort(base, kind="stable") == np.argsort(calibrated, kind="stable")).all()
+    assert abs(calibrated[-300:].mean() - y[-300:].mean()) < 0.05  # the level still moves
+
+
+def test_previous_success_never_lowers_the_monotone_boosting_score(table):
+    config = small_config()
+    pipe = build_pipeline(config.candidate("hist_gb/monotone"), config).fit(table, table["y"])
+    rows = table.sample(500, random_state=0).reset_index(drop=True)
+    success = pipe.predict_proba(rows.assign(poutcome="success"))[:, 1]
+    for other in ("failure", "other", "unknown"):
+        assert (success >= pipe.predict_proba(rows.assign(poutcome=other))[:, 1] - 1e-12).all(), other
+    assert pipe.named_steps["model"].estimator_.monotonic_cst[-1] == 1
