@@ -321,3 +321,129 @@ def expected_rows(cfg: SalesSimConfig) -> int:
         hi = min(end, disc) if disc is not None else end
         total += max(0, (hi - lo).days)
     return total * cfg.n_stores
+
+
+# ------------------------------------------------------------------------------ weekly retail panel
+class RetailPanelConfig(BaseModel):
+    """A store × department weekly panel like a retail chain's (Walmart-style columns).
+
+    Stores differ in size; departments share a yearly pattern (each store scales it a little differently);
+    moving holidays lift their own weeks (Super Bowl, Easter, Thanksgiving week, the two weeks before
+    Christmas); some departments are intermittent, some series have returns (negative weeks), some
+    departments open late or close. Weeks are stamped on their last day (a Friday).
+    """
+
+    n_stores: int = Field(45, ge=1)
+    n_depts: int = Field(75, ge=1)
+    n_weeks: int = Field(143, ge=1)
+    first_week_end: date = date(2021, 2, 5)
+    seed: int = 11
+    presence: float = Field(0.9, ge=0, le=1, description="share of store × department pairs that exist")
+    intermittent_depts: float = Field(0.06, ge=0, le=1, description="share of sparse departments")
+    returns_share: float = Field(0.06, ge=0, le=1, description="share of series with occasional returns")
+    launch_share: float = Field(0.04, ge=0, le=1, description="share of series opened after the start")
+    closure_share: float = Field(0.02, ge=0, le=1, description="share of series closed before the end")
+    noise_sd: float = Field(0.10, ge=0, description="typical sd of the multiplicative weekly noise")
+
+
+def retail_holiday_flags(week_ends: pd.DatetimeIndex) -> np.ndarray:
+    """IsHoliday per week (ending Friday): weeks holding Super Bowl, Labor Day, Thanksgiving or Christmas."""
+    flags = np.zeros(len(week_ends), bool)
+    for i, end in enumerate(week_ends):
+        days = {(end - pd.Timedelta(days=k)).date() for k in range(7)}
+        y = end.year
+        events = set()
+        for year in (y - 1, y):
+            feb1 = date(year, 2, 1)
+            events.add(feb1 + timedelta(days=(6 - feb1.weekday()) % 7))  # first Sunday of February
+            sep1 = date(year, 9, 1)
+            events.add(sep1 + timedelta(days=(0 - sep1.weekday()) % 7))  # Labor Day
+            nov1 = date(year, 11, 1)
+            events.add(nov1 + timedelta(days=(3 - nov1.weekday()) % 7 + 21))  # Thanksgiving
+            events.add(date(year, 12, 25))
+        flags[i] = bool(days & events)
+    return flags
+
+
+def make_retail_panel(cfg: RetailPanelConfig | None = None) -> pd.DataFrame:
+    """Long frame ``Store, Dept, Date, Weekly_Sales, IsHoliday``, one row per existing series and week."""
+    cfg = cfg or RetailPanelConfig()
+    rng = np.random.default_rng([cfg.seed, 7])
+    S, D, T = cfg.n_stores, cfg.n_depts, cfg.n_weeks
+    ends = pd.date_range(pd.Timestamp(cfg.first_week_end), periods=T, freq="7D")
+    mid = ends - pd.Timedelta(days=3)
+    doy = mid.day_of_year.to_numpy(float)
+
+    def week_of(event_days: list[date]) -> np.ndarray:
+        hit = np.zeros(T, bool)
+        for d in event_days:
+            k = np.searchsorted(ends.values, np.datetime64(d))
+            if 0 <= k < T and (ends[k].date() - d).days < 7:
+                hit[k] = True
+        return hit
+
+    years = range(ends[0].year - 1, ends[-1].year + 2)
+    nov_thu = [date(y, 11, 1) + timedelta(days=(3 - date(y, 11, 1).weekday()) % 7 + 21) for y in years]
+    events = {
+        "super_bowl": week_of(
+            [date(y, 2, 1) + timedelta(days=(6 - date(y, 2, 1).weekday()) % 7) for y in years]
+        ),
+        "easter": week_of([_easter(y) for y in years]),
+        "thanksgiving": week_of(nov_thu),
+        "pre_christmas": week_of([date(y, 12, 18) for y in years]),
+        "christmas": week_of([date(y, 12, 24) for y in years]),
+        "after_christmas": week_of([date(y, 12, 31) for y in years]),
+    }
+    # Department patterns: yearly Fourier shape, holiday sensitivity, noise level, sparse departments.
+    k = np.arange(1, 5)[:, None]
+    amp = rng.gamma(1.5, 0.06, (D, 4)) / k.T
+    phase = rng.uniform(0, 2 * np.pi, (D, 4))
+    shape = np.einsum(
+        "dk,dkt->dt", amp, np.sin(2 * np.pi * k[None] * doy[None, None] / 365.25 + phase[..., None])
+    )
+    lift = {name: rng.gamma(1.2, g, D) for name, g in (("super_bowl", 0.05), ("easter", 0.12),
+            ("thanksgiving", 0.25), ("pre_christmas", 0.25), ("christmas", 0.35), ("after_christmas", 0.1))}  # fmt: skip
+    lift["after_christmas"] = -np.minimum(rng.gamma(1.2, 0.08, D), 0.5)
+    dept_level = rng.lognormal(8.5, 1.2, D)
+    dept_noise = cfg.noise_sd * rng.lognormal(0, 0.4, D)
+    sparse = rng.random(D) < cfg.intermittent_depts
+    store_size = rng.lognormal(0, 0.5, S)
+    store_trend = rng.normal(0.02, 0.06, S)  # yearly log growth
+    rows = []
+    t_years = (np.arange(T) - T / 2) / 52.0
+    hol_flags = retail_holiday_flags(ends)
+    for s in range(S):
+        exists = rng.random(D) < cfg.presence
+        for d in np.flatnonzero(exists):
+            level = dept_level[d] * store_size[s] * rng.lognormal(0, 0.4)
+            season = 1 + shape[d] * rng.lognormal(0, 0.25)
+            holiday = 1 + sum(lift[e][d] * rng.lognormal(0, 0.2) * events[e] for e in events)
+            walk = np.cumsum(rng.normal(0, 0.01, T))
+            ar = np.zeros(T)
+            eps = rng.normal(0, dept_noise[d], T)
+            for t in range(1, T):
+                ar[t] = 0.4 * ar[t - 1] + eps[t]
+            y = (
+                level
+                * np.exp(store_trend[s] * t_years + walk + ar)
+                * np.clip(season, 0.05, None)
+                * np.clip(holiday, 0.05, None)
+            )
+            if sparse[d]:
+                p = rng.uniform(0.1, 0.45)
+                y = np.where(rng.random(T) < p, rng.gamma(2.0, 0.5, T) * level * 0.05, 0.0)
+            if rng.random() < cfg.returns_share:
+                hits = rng.random(T) < rng.uniform(0.02, 0.08)
+                y = y - hits * level * rng.uniform(0.3, 1.5, T) * (0.3 if sparse[d] else 1.0)
+            start, stop = 0, T
+            u = rng.random()
+            if u < cfg.launch_share:
+                start = int(rng.integers(10, T - 20))
+            elif u < cfg.launch_share + cfg.closure_share:
+                stop = int(rng.integers(T // 2, T - 5))
+            idx = np.arange(start, stop)
+            if sparse[d]:
+                idx = idx[y[idx] != 0]  # weeks without sales have no row
+            rows.append(pd.DataFrame({"Store": s + 1, "Dept": d + 1, "Date": ends[idx],
+                                      "Weekly_Sales": np.round(y[idx], 2), "IsHoliday": hol_flags[idx]}))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)

@@ -21,7 +21,13 @@ from models.forecasting.data import (
     read_sales_csv,
     write_batches,
 )
-from models.forecasting.engine import FALLBACK_RULES, backtest_batch, forecast_batch
+from models.forecasting.engine import (
+    FALLBACK_RULES,
+    backtest_batch,
+    calibrate_files,
+    forecast_batch,
+    interval_coverage,
+)
 from models.forecasting.plots import plot_series, representative_series
 from models.forecasting.report import headline_markdown, overall_report, per_series_report
 
@@ -72,51 +78,67 @@ def prepare_series_task(
     history = work_dir / "history.parquet"
     frame.to_parquet(history, index=False)
     batches = write_batches(frame, work_dir / "batches", cfg.batch_size)
+    last = frame["date"].max().date()
     return {
         "history": str(history),
         "batches": [str(p) for p in batches],
+        "batch_sizes": [
+            int(pd.read_parquet(p, columns=["series_id"])["series_id"].nunique()) for p in batches
+        ],
         "n_series": int(frame["series_id"].nunique()),
         "first_date": str(frame["date"].min().date()),
-        "last_date": str(frame["date"].max().date()),
-        "data_date": data_date,
+        "last_date": str(last),
+        "data_date": data_date or last,
         "source": source,
     }
 
 
 @task(name="backtest-batch", cache_policy=NO_CACHE, retries=1)
-def backtest_batch_task(batch: str, out_dir: str, cfg: ForecastConfig, freq: str) -> tuple[str, str]:
-    """Rolling-origin backtest of every candidate on one batch of series."""
-    m, c = backtest_batch(Path(batch), Path(out_dir), cfg, freq)
-    return str(m), str(c)
+def backtest_batch_task(batch: str, out_dir: str, cfg: ForecastConfig, freq: str) -> tuple[str, str, str]:
+    """Rolling-origin backtest of every candidate on one batch of series (metrics, choices, residuals)."""
+    m, c, r = backtest_batch(Path(batch), Path(out_dir), cfg, freq)
+    return str(m), str(c), str(r)
+
+
+@task(name="calibrate-intervals", cache_policy=NO_CACHE)
+def calibrate_task(resid_files: list[str], out: str, horizon: int) -> str:
+    """Interval quantiles per model and horizon step from every batch's backtest residuals."""
+    return str(calibrate_files([Path(p) for p in resid_files], Path(out), horizon))
 
 
 @task(name="forecast-batch", cache_policy=NO_CACHE, retries=1)
 def forecast_batch_task(
-    batch: str, choices: str, out_dir: str, cfg: ForecastConfig, freq: str
+    batch: str, choices: str, out_dir: str, cfg: ForecastConfig, freq: str, calibration: str | None = None
 ) -> tuple[str, str]:
-    """Final fit of the chosen models and the forecast of one batch."""
-    f, p = forecast_batch(Path(batch), Path(choices), Path(out_dir), cfg, freq)
+    """Final fit of the chosen models and the forecast of one batch (calibrated intervals)."""
+    f, p = forecast_batch(
+        Path(batch), Path(choices), Path(out_dir), cfg, freq, Path(calibration) if calibration else None
+    )
     return str(f), str(p)
 
 
 @task(name="assemble-outputs", cache_policy=NO_CACHE)
 def assemble_outputs_task(
     history: str,
-    backtests: list[tuple[str, str]],
+    backtests: list[tuple[str, str, str]],
     forecasts: list[tuple[str, str]],
+    calibration: str,
     out_dir: Path,
+    cfg: ForecastConfig,
     n_plots: int = 4,
 ) -> dict[str, Any]:
     """Gather batch outputs into forecasts.csv, backtest reports, fitted models and plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = pd.concat([pd.read_parquet(m) for m, _ in backtests], ignore_index=True)
-    choices = pd.concat([pd.read_parquet(c) for _, c in backtests], ignore_index=True)
+    metrics = pd.concat([pd.read_parquet(m) for m, _, _ in backtests], ignore_index=True)
+    choices = pd.concat([pd.read_parquet(c) for _, c, _ in backtests], ignore_index=True)
+    resid = pd.concat([pd.read_parquet(r) for _, _, r in backtests], ignore_index=True)
     fc = pd.concat([pd.read_parquet(f) for f, _ in forecasts], ignore_index=True)
     fc["date"] = pd.to_datetime(fc["date"]).dt.strftime("%Y-%m-%d")
     files = {"forecasts.csv": out_dir / "forecasts.csv"}
     fc.to_csv(files["forecasts.csv"], index=False, float_format="%.4f")
+    calib = json.loads(Path(calibration).read_text())
     series = per_series_report(metrics, choices)
-    overall = overall_report(series)
+    overall = overall_report(series, interval_coverage(resid, calib), cfg.fallback_warn_share)
     overall["fallback_rules"] = FALLBACK_RULES
     files["backtest_series.csv"] = out_dir / "backtest_series.csv"
     series.to_csv(files["backtest_series.csv"], index=False, float_format="%.6g")
@@ -124,10 +146,11 @@ def assemble_outputs_task(
     metrics.to_csv(files["backtest_candidates.csv"], index=False, float_format="%.6g")
     files["backtest.json"] = out_dir / "backtest.json"
     files["backtest.json"].write_text(json.dumps(overall, indent=2))
+    files["interval_calibration.json"] = Path(calibration)
     fitted = [item for _, p in forecasts for item in json.loads(Path(p).read_text())]
     files["fitted_models.json"] = out_dir / "fitted_models.json"
     files["fitted_models.json"].write_text(json.dumps(fitted))
-    hist = pd.read_parquet(history)
+    hist = pd.read_parquet(history, columns=["series_id", "date", "y"])
     fc_plot = fc.assign(date=pd.to_datetime(fc["date"]))
     for i, sid in enumerate(representative_series(series, n_plots)):
         files[f"plot_{i + 1}.png"] = plot_series(hist, fc_plot, sid, out_dir / f"plot_{i + 1}.png")
@@ -145,19 +168,59 @@ def assemble_outputs_task(
 
 @task(name="publish-forecasts", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def publish_task(
-    files: dict[str, str], rows: dict[str, int], partition_date: date, lake_url: str | None, manifest: dict
+    files: dict[str, str],
+    rows: dict[str, int],
+    partition_date: date,
+    lake_url: str | None,
+    manifest: dict,
+    namespace: str | None = None,
 ) -> dict[str, Any]:
-    """Commit the outputs as ``forecasts/dt=YYYY-MM-DD/`` (manifest last)."""
+    """Commit the outputs as ``forecasts/dt=<data date>/`` (BYO: ``forecasts/byo/<name>/dt=…``), manifest last.
+
+    A rerun for the same data and namespace replaces that partition only.
+    """
+    from callcast import catalog
     from callcast.lake import open_lake
     from callcast.settings import get_settings
 
     lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
+    prefix = catalog.forecasts(namespace)
     meta = {name: {"rows": n} for name, n in rows.items()}
     doc = lake.commit_partition(
-        "forecasts", partition_date, {k: Path(v) for k, v in files.items()}, manifest, file_meta=meta
+        prefix, partition_date, {k: Path(v) for k, v in files.items()}, manifest, file_meta=meta
     )
-    doc["location"] = lake.describe(f"forecasts/dt={partition_date.isoformat()}")
+    doc["location"] = lake.describe(catalog.partition(prefix, partition_date))
     return doc
+
+
+def read_forecasts(
+    series_ids: list[str] | None = None, namespace: str | None = None, lake: Any = None
+) -> dict[str, Any]:
+    """The latest committed forecast partition's rows for some series (all if ``series_ids`` is None).
+
+    Returns ``{"partition_date", "namespace", "series": {id: [rows]}, "missing": [ids]}``; each row has
+    ``date, forecast, lo80, hi80, lo95, hi95, model``. Raises ``PartitionNotFoundError`` without forecasts.
+    """
+    from callcast import catalog
+    from callcast.errors import PartitionNotFoundError
+    from callcast.lake import open_lake
+
+    lake = lake or open_lake()
+    prefix = catalog.forecasts(namespace)
+    day = lake.latest_partition(prefix)
+    if day is None:
+        raise PartitionNotFoundError(
+            f"No committed forecasts in {lake.describe(prefix)}: run `callcast forecast` first."
+        )
+    fc = lake.read_csv(prefix, day, "forecasts.csv", dtype={"series_id": str, "model": str})
+    fc["date"] = pd.to_datetime(fc["date"]).dt.strftime("%Y-%m-%d")
+    wanted = fc if series_ids is None else fc[fc["series_id"].isin(series_ids)]
+    series = {
+        str(sid): g.drop(columns="series_id").to_dict(orient="records")
+        for sid, g in wanted.groupby("series_id", sort=True)
+    }
+    missing = [] if series_ids is None else [s for s in series_ids if s not in series]
+    return {"partition_date": day.isoformat(), "namespace": namespace, "series": series, "missing": missing}
 
 
 @task(name="log-mlflow", cache_policy=NO_CACHE, retries=1)
@@ -165,6 +228,12 @@ def log_mlflow_task(
     tracking_uri: str, experiment: str, params: dict[str, Any], overall: dict[str, Any], files: dict[str, str]
 ) -> str:
     """One MLflow run per retraining: parameters, backtest metrics, reports, fitted models and plots."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -172,7 +241,11 @@ def log_mlflow_task(
     with mlflow.start_run(run_name=f"forecast-{params.get('partition_date')}") as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics(
-            {k: float(v) for k, v in overall.items() if isinstance(v, int | float) and pd.notna(v)}
+            {
+                k: float(v)
+                for k, v in overall.items()
+                if isinstance(v, int | float) and not isinstance(v, bool) and pd.notna(v)
+            }
         )
         mlflow.log_metrics({f"models_{k}": v for k, v in overall["models"].items()})
         for name, path in files.items():

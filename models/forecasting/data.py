@@ -9,11 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.forecasting.calendar import (
+    ALIGN_EVENTS,
+    match_events,
+    period_events,
+    period_start,
+    stamps_week_end,
+)
 from models.forecasting.candidates import SeriesInput
 from models.forecasting.config import SEASON, ForecastConfig
 
 TOTAL = "ALL"
-SERIES_COLUMNS = ("series_id", "date", "y")
+SERIES_COLUMNS = ("series_id", "date", "y", "group")
+ALL_GROUP = "*"
 
 
 @dataclass
@@ -113,12 +121,29 @@ def prepare_series(
     grid = pd.DataFrame({"series_id": sid, "date": starts + within * step.to_timedelta64()})
     out = grid.merge(work, on=["series_id", "date"], how="left")
     out["y"] = out["y"].fillna(fill_value)
+    out["group"] = out["series_id"].map(series_groups(df, spec, cfg)).fillna(ALL_GROUP).astype(str)
     for r in spec.regressors:
         if r in cfg.calendar_regressors:
             by_date = work.groupby("date")[r].max()
             out[r] = out[r].fillna(out["date"].map(by_date))
         out[r] = out[r].fillna(0.0)
     return out.sort_values(["series_id", "date"], kind="stable").reset_index(drop=True)
+
+
+def series_groups(df: pd.DataFrame, spec: SeriesFrameSpec, cfg: ForecastConfig) -> pd.Series:
+    """Pool of each series (``series_id`` -> value of the pool column; one pool if there is no such column).
+
+    The pool column is ``cfg.pool_column`` or, with two or more id columns, the last one (Store, Dept ->
+    each department across stores). Pools share seasonality (low-rank smoothing) and, for series with
+    little backtest evidence, the model choice.
+    """
+    col = cfg.pool_column or (spec.id_cols[-1] if len(spec.id_cols) > 1 else None)
+    sid = df[spec.id_cols[0]].astype(str)
+    for c in spec.id_cols[1:]:
+        sid = sid + "/" + df[c].astype(str)
+    if col is None or col not in df.columns:
+        return pd.Series(ALL_GROUP, index=pd.Index(sid.unique()))
+    return pd.Series(df[col].astype(str).to_numpy(), index=sid.to_numpy()).groupby(level=0).first()
 
 
 def demo_sales_frame(sales: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -188,13 +213,33 @@ def prepare_demo_series(
 
 
 def write_batches(frame: pd.DataFrame, out_dir: Path, batch_size: int) -> list[Path]:
-    """Split a series frame into parquet files of ``batch_size`` whole series each."""
+    """Split a series frame into parquet files of about ``batch_size`` whole series, pools kept together.
+
+    Pools are packed whole into batches; a pool larger than ``batch_size`` is split into near-equal parts.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = frame["series_id"].drop_duplicates().to_numpy()
+    groups = frame.groupby("series_id", sort=True)["group"].first() if "group" in frame else None
+    if groups is None:
+        groups = pd.Series(ALL_GROUP, index=frame["series_id"].drop_duplicates().sort_values().to_numpy())
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    for _, ids in groups.groupby(groups, sort=True):
+        members = list(ids.index)
+        if len(members) > batch_size:
+            parts = -(-len(members) // batch_size)
+            for part in np.array_split(np.array(members, dtype=object), parts):
+                chunks.append(list(part))
+            continue
+        if current and len(current) + len(members) > batch_size:
+            chunks.append(current)
+            current = []
+        current = current + members
+    if current:
+        chunks.append(current)
     paths = []
-    for i in range(0, len(ids), batch_size):
-        chunk = frame[frame["series_id"].isin(ids[i : i + batch_size])]
-        path = out_dir / f"batch-{i // batch_size:05d}.parquet"
+    for i, ids in enumerate(chunks):
+        chunk = frame[frame["series_id"].isin(ids)]
+        path = out_dir / f"batch-{i:05d}.parquet"
         chunk.to_parquet(path, index=False)
         paths.append(path)
     return paths
@@ -206,6 +251,57 @@ def future_dates(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeInde
     return pd.DatetimeIndex([last + pd.Timedelta(days=step * (i + 1)) for i in range(horizon)])
 
 
+_CAL_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, float]] = {}
+
+
+def calendar(
+    dates: pd.DatetimeIndex, flags: np.ndarray | None, fut: pd.DatetimeIndex, freq: str
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Seasonal keys of history + future, future holiday flags, and the share of flags known events explain.
+
+    Keys: position in the season, or ``season + j`` for a period holding event ``j`` (on weekly data Easter,
+    Thanksgiving, Christmas and the week before it; then the calendar events the holiday flags follow; then
+    "other holiday" for flags no known event explains, repeated from one season earlier).
+    """
+    flags = None if flags is None else np.asarray(flags, bool)
+    key = (dates[0], len(dates), len(fut), freq, None if flags is None else flags.tobytes())
+    hit = _CAL_CACHE.get(key)
+    if hit is not None:
+        return hit
+    m, step = SEASON[freq], 1 if freq == "D" else 7
+    names: list[str] = list(ALIGN_EVENTS) if freq == "W" else []
+    week_ends, explained = freq == "W" and stamps_week_end(dates), 1.0
+    if flags is not None and flags.any():
+        matched, week_ends, explained = match_events(dates, flags, freq)
+        names += [n for n in matched if n not in names]
+    all_dates = dates.append(fut)
+    ev = period_events(period_start(all_dates, freq, week_ends), step, names)
+    n = len(dates)
+    fut_flags = np.zeros(len(fut), bool)
+    other = np.zeros(len(all_dates), bool)
+    if flags is not None and flags.any():
+        cols = [names.index(x) for x in matched]
+        covered = ev[:, cols].any(axis=1) if cols else np.zeros(len(all_dates), bool)
+        fut_flags = covered[n:].copy()
+        rest = pd.Series(flags & ~covered[:n], index=dates)
+        if rest.any():
+            lag = [d - (pd.Timedelta(weeks=52) if freq == "W" else pd.DateOffset(years=1)) for d in fut]
+            repeat = rest.reindex(lag).fillna(False).to_numpy(dtype=bool)
+            other[:n] = rest.to_numpy()
+            other[n:] = repeat
+            fut_flags = fut_flags | repeat
+    ev = np.column_stack([ev, other]) if other.any() else ev
+    keys = np.arange(len(all_dates)) % m
+    if ev.shape[1]:
+        any_ev = ev.any(axis=1)
+        keys = np.where(any_ev, m + np.argmax(ev, axis=1), keys)
+    out = (keys.astype(np.int64), fut_flags, explained)
+    if len(_CAL_CACHE) > 4096:
+        _CAL_CACHE.clear()
+    _CAL_CACHE[key] = out
+    return out
+
+
 def future_regressors(
     dates: pd.DatetimeIndex,
     X: np.ndarray,
@@ -214,19 +310,11 @@ def future_regressors(
     freq: str,
     cfg: ForecastConfig,
 ) -> np.ndarray:
-    """Assumed future regressors: calendar ones copied from a year earlier, others at their mean."""
+    """Assumed future regressors: holiday ones from the calendar, others at their historical mean."""
     out = np.zeros((len(fut), len(names)))
     for j, name in enumerate(names):
         if name in cfg.calendar_regressors:
-            if freq == "W":
-                lag = SEASON["W"]
-                hist = pd.Series(X[:, j], index=dates)
-                src = [d - pd.Timedelta(weeks=lag) for d in fut]
-                out[:, j] = hist.reindex(src).fillna(0.0).to_numpy()
-            else:
-                hist = pd.Series(X[:, j], index=dates)
-                src = [d - pd.DateOffset(years=1) for d in fut]
-                out[:, j] = hist.reindex(src).fillna(0.0).to_numpy()
+            out[:, j] = calendar(dates, X[:, j] > 0, fut, freq)[1]
         else:
             out[:, j] = float(np.mean(X[:, j])) if len(X) else 0.0
     return out
@@ -241,12 +329,29 @@ class Series:
     y: np.ndarray
     X: np.ndarray
     regressors: list[str]
+    group: str = ALL_GROUP
 
-    def input(self, end: int, horizon: int, freq: str, cfg: ForecastConfig) -> SeriesInput:
+    def holiday_flags(self, cfg: ForecastConfig) -> np.ndarray | None:
+        """The holiday regressor's flags (None without one)."""
+        for name in [cfg.holiday_column, *cfg.calendar_regressors]:
+            if name and name in self.regressors:
+                return self.X[:, self.regressors.index(name)] > 0
+        return None
+
+    def input(
+        self,
+        end: int,
+        horizon: int,
+        freq: str,
+        cfg: ForecastConfig,
+        y_shared: np.ndarray | None = None,
+    ) -> SeriesInput:
         """Model input using the first ``end`` periods as history and the next ``horizon`` as future."""
         dates = self.dates[:end]
         fut = future_dates(dates[-1], freq, horizon)
         X = self.X[:end]
+        flags = self.holiday_flags(cfg)
+        keys = calendar(dates, None if flags is None else flags[:end], fut, freq)[0]
         return SeriesInput(
             y=self.y[:end],
             dates=dates,
@@ -255,12 +360,16 @@ class Series:
             future_dates=fut,
             freq=freq,
             season=SEASON[freq],
+            keys=keys,
+            y_shared=y_shared,
+            smooth=cfg.season_smooth,
         )
 
 
 def iter_series(frame: pd.DataFrame) -> Iterator[Series]:
     """Series of a prepared frame, in ``series_id`` order."""
     regs = [c for c in frame.columns if c not in SERIES_COLUMNS]
+    has_group = "group" in frame.columns
     for sid, g in frame.groupby("series_id", sort=True):
         yield Series(
             series_id=str(sid),
@@ -268,4 +377,5 @@ def iter_series(frame: pd.DataFrame) -> Iterator[Series]:
             y=g["y"].to_numpy(dtype=float),
             X=g[regs].to_numpy(dtype=float) if regs else np.empty((len(g), 0)),
             regressors=regs,
+            group=str(g["group"].iloc[0]) if has_group else ALL_GROUP,
         )
