@@ -95,8 +95,8 @@ def _expected_text(row: tuple) -> list[str | None]:
 
 def _read_partition(lake: Lake, table: str, day: date) -> tuple[dict, list[list[str | None]]]:
     manifest = lake.read_manifest(f"raw/{table}", day)
-    key = f"raw/{table}/dt={day.isoformat()}/{table}.csv.gz"
-    rows = parse_exact(gzip.decompress(lake.storage.get_bytes(key)).decode("utf-8"))
+    data = lake.read_bytes(f"raw/{table}", day, f"{table}.csv.gz")  # resolved and verified via the manifest
+    rows = parse_exact(gzip.decompress(data).decode("utf-8"))
     return manifest, rows
 
 
@@ -187,12 +187,14 @@ def test_export_manifest_contract_and_reconciliation(demo_pg, tmp_path):
     assert stored == {k: v for k, v in manifest.items() if k != "seconds"}
     with demo_pg.connect() as conn:
         assert stored["rows"] == conn.exec_driver_sql("SELECT count(*) FROM customers").scalar_one() == 45211
-    data = (tmp_path / "lake/raw/customers/dt=2026-11-24/customers.csv.gz").read_bytes()
+    data = lake.read_bytes("raw/customers", DAY1, "customers.csv.gz")
     import hashlib
 
+    digest = hashlib.sha256(data).hexdigest()
     assert stored["files"] == [
         {
-            "name": "customers.csv.gz",
+            "name": f"customers.{digest[:16]}.csv.gz",
+            "logical_name": "customers.csv.gz",
             "rows": 45211,
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -211,7 +213,7 @@ def test_rerun_replaces_partition_without_duplicates(demo_pg, tmp_path):
     files = sorted(
         p.relative_to(tmp_path / "lake").as_posix() for p in (tmp_path / "lake").rglob("*") if p.is_file()
     )
-    assert files == ["raw/sales/dt=2026-11-24/_manifest.json", "raw/sales/dt=2026-11-24/sales.csv.gz"]
+    assert files == ["raw/sales/dt=2026-11-24/_manifest.json", lake.data_file("raw/sales", DAY1)]
     _, rows = _read_partition(lake, "sales", DAY1)
     ids = [int(r[0]) for r in rows[1:]]
     assert len(ids) == len(set(ids)) == first["rows"]
@@ -266,21 +268,29 @@ def test_crash_midway_leaves_previous_partition_and_rerun_repairs(demo_pg, tmp_p
     assert repaired["rows"] == good["rows"] and lake.partitions("raw/customers") == [DAY1, DAY2]
 
 
-def test_crash_during_commit_never_shows_a_mixed_partition(demo_pg, tmp_path, monkeypatch):
+def test_failed_commit_keeps_the_previous_version_published(demo_pg, tmp_path, monkeypatch):
     lake = Lake(LocalStorage(tmp_path / "lake"))
-    export_table(demo_pg, lake, "stores", DAY1)
+    good = export_table(demo_pg, lake, "stores", DAY1)
+    with demo_pg.begin() as conn:
+        conn.exec_driver_sql("UPDATE stores SET name = name || ' (renamed)'")
+    real_put = lake.storage.put_bytes
 
-    def broken_move(src, dst):
-        raise OSError("disk full")
+    def broken_put(key, data):
+        if key.endswith(MANIFEST_NAME):
+            raise OSError(28, "No space left on device")
+        return real_put(key, data)
 
-    monkeypatch.setattr(lake.storage, "move", broken_move)
+    monkeypatch.setattr(lake.storage, "put_bytes", broken_put)
     with pytest.raises(OSError):
         export_table(demo_pg, lake, "stores", DAY1)
-    # The partition is hidden (no manifest) rather than half old, half new; a rerun repairs it.
-    assert lake.partitions("raw/stores") == []
+    # The old version is still the published one, complete and verified (never hidden, never mixed).
+    assert lake.partitions("raw/stores") == [DAY1]
+    assert lake.read_manifest("raw/stores", DAY1)["sha256"] == good["sha256"]
+    assert lake.verify_partition("raw/stores", DAY1) == []
     monkeypatch.undo()
     export_table(demo_pg, lake, "stores", DAY1)
-    assert lake.partitions("raw/stores") == [DAY1]
+    assert lake.read_manifest("raw/stores", DAY1)["sha256"] != good["sha256"]
+    assert len(lake.storage.list("raw/stores/dt=2026-11-24/")) == 2  # the orphan of the failed run is gone
 
 
 def test_reconciliation_mismatch_fails_and_publishes_nothing(demo_pg, tmp_path, monkeypatch):
@@ -311,9 +321,9 @@ def test_azure_backend_through_azurite(azurite, azure_container, demo_pg, tmp_pa
     assert again["sha256"] == first["sha256"]
     manifest, rows = _read_partition(lake, "sales", DAY1)
     assert manifest["rows"] == len(rows) - 1 == first["rows"]
-    assert sorted(lake.storage.list("raw/sales/")) == [
+    assert sorted(k for k in lake.storage.list("raw/sales/") if "/_leases/" not in k) == [
         "raw/sales/dt=2026-11-24/_manifest.json",
-        "raw/sales/dt=2026-11-24/sales.csv.gz",
+        lake.data_file("raw/sales", DAY1),
     ]
     frame = lake.read_csv("raw/sales", DAY1, "sales.csv.gz")
     assert len(frame) == first["rows"] and frame["sale_id"].is_unique
@@ -402,9 +412,9 @@ def test_export_flow_end_to_end_with_events_and_artifact(prefect_harness, callca
         "sales",
         "stores",
     ]
-    lake_root = callcast_home / "lake"
+    lake = Lake(LocalStorage(callcast_home / "lake"))
     for m in manifests:
-        assert (lake_root / f"raw/{m['table']}/dt=2026-11-24/{m['table']}.csv.gz").exists()
+        assert lake.verify_partition(f"raw/{m['table']}", DAY1) == []
     assert sorted(e["resource"]["prefect.resource.id"] for e in emitted) == [
         "callcast.table.campaign_contacts",
         "callcast.table.customers",
@@ -440,10 +450,13 @@ def test_cli_reports_a_missing_table_in_one_line(callcast_home, capsys):
 
 
 def test_missing_sqlite_file_points_to_seed(tmp_path):
-    from callcast.database import connect_check
+    from callcast.database import connect_check, source_engine
 
     with pytest.raises(SourceDatabaseError, match="make seed"):
         connect_check(make_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))
+    with pytest.raises(SourceDatabaseError, match=r"does not exist \(nothing was created\).*callcast seed"):
+        source_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_generic_path_streams_in_batches(tmp_path):
@@ -489,7 +502,7 @@ def test_written_file_is_valid_gzip_csv(tmp_path):
         conn.exec_driver_sql("INSERT INTO c VALUES (1, 'a'), (2, NULL), (3, '')")
     lake = Lake(LocalStorage(tmp_path / "lake"))
     export_table(engine, lake, "c", DAY1)
-    with gzip.open(Path(tmp_path / "lake/raw/c/dt=2026-11-24/c.csv.gz"), "rt") as handle:
+    with gzip.open(lake.storage.local_path(lake.data_file("raw/c", DAY1, "c.csv.gz")), "rt") as handle:
         text = handle.read()
     assert text == 'id,v\n1,a\n2,\n3,""\n'
     engine.dispose()
