@@ -102,7 +102,7 @@ def dask_task_runner(address: str | None, workers: int):
         return ThreadPoolTaskRunner(max_workers=1)
     from prefect_dask import DaskTaskRunner
 
-    if address:
+    if address:  # an external cluster: its workers must have been started with PREFECT_API_URL set
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
@@ -112,5 +112,26 @@ def dask_task_runner(address: str | None, workers: int):
             "processes": True,
             "dashboard_address": None,
             "silence_logs": logging.ERROR,
+            "env": prefect_worker_environment(),
         },
     )
+
+
+def prefect_worker_environment() -> dict[str, str]:
+    """What a Dask worker process needs to report its task runs to this process's Prefect API.
+
+    Without it a spawned worker starts a temporary Prefect server of its own and its task runs never reach
+    the UI (the API URL may live in a settings context rather than in ``os.environ``).
+    """
+    import os
+
+    from prefect.settings import get_current_settings
+
+    env = {}
+    url = get_current_settings().api.url or os.environ.get("PREFECT_API_URL")
+    if url:
+        env["PREFECT_API_URL"] = str(url)
+    for name in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
