@@ -50,23 +50,17 @@ def _model_path(workdir: Path) -> tuple[Path, str]:
 
 
 def _base_rows() -> pd.DataFrame:
+    """Every bank customer's scoring row for the day after the data, built as the scoring flow builds it."""
+    from datetime import date
+
     from demo_company.bank import bank_tables
-    from tasks import scoring
+    from models import call_list as rules
+    from models.propensity.config import PropensityConfig
+    from models.propensity.features import latest_contacts
 
     customers, contacts = bank_tables(seed=3)
-    summary = scoring.contact_summary(contacts)
-    records = pd.concat(
-        [
-            customers,
-            summary[scoring.HISTORY_COLUMNS].reindex(customers["customer_id"]).reset_index(drop=True),
-        ],
-        axis=1,
-    )
-    context = scoring.scoring_context(scoring.latest_contacts(contacts), scoring.default_call_date(summary))
-    rows = scoring.scoring_rows(records, context)
-    for column in scoring.CONTACT_DETAILS:
-        rows[column] = customers[column].astype(str).to_numpy()
-    return rows
+    call_date = rules.default_call_date(rules.data_span(contacts, date(2010, 11, 30)))
+    return rules.scoring_rows_as_of(customers, latest_contacts(contacts), call_date, PropensityConfig())
 
 
 def make_chunks(n: int, chunk_rows: int, workdir: Path) -> list[str]:

@@ -1,201 +1,316 @@
-"""Call-list logic on tiny frames: eligibility, ordering, capacity, deciles, reasons, CSV contract, atomic publish."""
+"""Scoring I/O on a real local lake (no service): chunked = one chunk end to end, what gets published and
+delivered, refusals that publish nothing, the freshness guard, a ``latest`` that only moves forward and stays
+consistent under SIGKILL, scratch files removed on every exit path, champion integrity."""
 
 from __future__ import annotations
 
 import csv
+import io
+import os
 import pickle
-from datetime import date
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from callcast import catalog
 from callcast.lake import Lake
 from callcast.storage import LocalStorage
+from models import call_list as rules
+from models.propensity.config import PropensityConfig
 from tasks import scoring
 
+DAY = date(2010, 11, 30)
 
-class RuleModel:
-    """A transparent scorer: 0.1, +0.5 if the previous campaign succeeded, +0.2 without a housing loan."""
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        p = (
-            0.1
-            + 0.5 * (frame["poutcome"].astype(str) == "success").to_numpy()
-            + 0.2 * (frame["housing"].astype(str) == "no").to_numpy()
+@pytest.fixture(scope="module")
+def bank_tables_small():
+    from demo_company.bank import bank_tables, load_bank_full
+
+    return bank_tables(seed=3, bank=load_bank_full().iloc[::20].reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def model(bank_tables_small):
+    from models.propensity.estimators import build_pipeline
+    from models.propensity.features import build_training_table
+
+    customers, contacts = bank_tables_small
+    config = PropensityConfig()
+    candidate = next(c for c in config.candidates if c.name == "logreg/base")
+    table = build_training_table(customers, contacts)
+    return build_pipeline(candidate, config).fit(table, table["y"].to_numpy())
+
+
+@pytest.fixture
+def lake(tmp_path, bank_tables_small, model, commit_validated_partition) -> Lake:
+    from tasks import registry
+
+    customers, contacts = bank_tables_small
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    commit_validated_partition(lake, "customers", customers, DAY)
+    commit_validated_partition(lake, "campaign_contacts", contacts, DAY)
+    registry.register_model(lake, "propensity", model, {"candidate": "logreg/base"})
+    registry.set_alias(lake, "propensity", "champion", "v0001")
+    scoring._MODEL_CACHE.clear()
+    return lake
+
+
+def run(lake: Lake, tmp_path: Path, requested: date = DAY, capacity: int | None = 100, **options) -> dict:
+    """The flow's steps as plain calls: prepare -> score chunks -> build, publish, deliver."""
+    with scoring.scoring_workdir(tmp_path) as workdir:
+        prepared = scoring.prepare_chunks(
+            lake, Path(workdir), requested, options.pop("call_date", None), options.pop("cooloff_days", 30),
+            options.pop("chunk_rows", 1_000), options.pop("allow_stale", False),
+            options.pop("config", PropensityConfig()),
+        )  # fmt: skip
+        model, _ = scoring.load_champion(lake, "v0001")
+        scored = [scoring.score_chunk_file(model, c, capacity) for c in prepared["chunks"]]
+        return scoring.build_call_list(
+            lake, Path(workdir), scored, prepared, "v0001", capacity, 30, **options
         )
-        return np.column_stack([1 - p, p])
 
 
-def _customers(n: int = 6) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "customer_id": np.arange(1, n + 1),
-            "name": [f"Person {i}" for i in range(1, n + 1)],
-            "phone": [f"+351 900 000 00{i}" for i in range(1, n + 1)],
-            "age": [30 + i for i in range(n)],
-            "job": ["management"] * n,
-            "marital": ["married"] * n,
-            "education": ["tertiary"] * n,
-            "default": ["no"] * n,
-            "balance": [100 * i for i in range(n)],
-            "housing": ["yes", "no"] * (n // 2),
-            "loan": ["no"] * n,
-            "opted_out": [False] * n,
-        }
+def snapshot(lake: Lake) -> dict[str, bytes]:
+    """Every published byte under call_lists/ (partitions, latest copies, pointer, serving contexts)."""
+    root = lake.storage.local_path(catalog.call_lists())
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_several_chunks_give_the_same_call_list_as_one_chunk(lake, tmp_path):
+    small = run(lake, tmp_path, chunk_rows=150)
+    small_bytes = Path(small["path"]).read_bytes()
+    one = run(lake, tmp_path, chunk_rows=1_000_000)
+    assert Path(one["path"]).read_bytes() == small_bytes
+    assert (small["eligible"], small["expected_sales"]) == (one["eligible"], one["expected_sales"])
+    assert small["rows"] == 100
+
+
+def test_published_list_workbook_pointer_serving_context_and_delivery(lake, tmp_path):
+    from openpyxl import load_workbook
+
+    delivery = tmp_path / "shared drive" / "calls"
+    summary = run(lake, tmp_path, capacity=700, delivery_dir=delivery)
+    data = Path(summary["path"]).read_bytes()
+    assert data.startswith(b"rank,customer_id,name,phone,probability,decile,reasons,model_version\n")
+    listed = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    assert len(listed) == summary["rows"] == 700 < summary["eligible"]
+    assert listed["decile"].nunique() >= 3  # 700 of ~1,900 eligible: the list spans several deciles
+    assert listed["reasons"].nunique() > 20 and not listed["reasons"].str.contains("cellular").any()
+    phrases = [set(r.split("; ")) for r in listed["reasons"] if r]
+    assert not set.intersection(*phrases)
+
+    # the workbook: in the partition and delivered, same rows as the CSV, names byte-identical
+    delivered = Path(summary["delivered_to"])
+    assert delivered == delivery / f"call_list_{summary['call_date']}.xlsx"
+    assert delivered.read_bytes() == Path(summary["workbook"]).read_bytes()
+    assert not [p for p in delivery.iterdir() if p.name.startswith(".")]  # no partial file left
+    book = load_workbook(delivered)
+    cells = list(book["calls"].iter_rows(values_only=True))
+    text = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert len(cells) == len(text) and list(cells[0][:8]) == text[0]
+    for row, line in zip(cells[1:], text[1:], strict=True):
+        assert (row[0], row[1], row[5]) == (int(line[0]), int(line[1]), int(line[5]))
+        assert row[2].encode("utf-8") == line[2].encode("utf-8") and row[3] == line[3]
+        assert f"{row[4]:.6f}" == line[4] and (row[6] or "") == line[6]
+    assert cells[1][8] == "top 1%" and cells[-1][8] != "top 1%"
+    facts = {r[0]: r[1] for r in book["summary"].iter_rows(values_only=True)}
+    assert facts["Expected buyers from this list"] == round(summary["expected_sales"], 1)
+    assert facts["Model version"] == "v0001" and facts["Calls on this list"] == 700
+    assert summary["headline"].startswith(f"700 calls for {summary['call_date']}: expect ")
+
+    # latest.json names immutable copies that match byte for byte
+    pointer = lake.read_json(catalog.call_list_latest_pointer())
+    assert pointer["partition_date"] == DAY.isoformat() and pointer["rows"] == 700
+    assert scoring.read_latest_call_list(lake) == data
+    assert scoring.read_latest_call_list(lake, rules.CALL_LIST_XLSX) == delivered.read_bytes()
+    serving = lake.read_json(catalog.serving_context("propensity", "v0001"))
+    assert len(serving["decile_cuts"]) == 9 and serving["call_date"] == summary["call_date"]
+    manifest = lake.read_manifest(catalog.call_lists(), DAY)
+    assert (
+        manifest["rows"] == 700
+        and manifest["stale_days"] == 0
+        and manifest["call_date"] == summary["call_date"]
     )
+    assert {i["table"] for i in manifest["inputs"]} == {"customers", "campaign_contacts"}
 
 
-def _contact(
-    cid: int, customer: int, day: str, y: str | None, updated: str, poutcome: str = "failure"
-) -> dict:
-    return {
-        "contact_id": cid, "customer_id": customer, "contact_date": day, "contact": "cellular",
-        "campaign": 2, "previous": 1, "poutcome": poutcome, "y": y, "outcome_known_on": day, "updated_at": updated,
-    }  # fmt: skip
+def test_refusals_publish_nothing_and_leave_latest_and_serving_untouched(
+    lake, tmp_path, bank_tables_small, commit_validated_partition
+):
+    run(lake, tmp_path)
+    before = snapshot(lake)
+    with pytest.raises(rules.CallListRefused, match=r"Call date 1900-01-01 is outside the data"):
+        run(lake, tmp_path, call_date=date(1900, 1, 1))
+    with pytest.raises(rules.CallListRefused, match=r"Call date 2099-01-01 is outside the data"):
+        run(lake, tmp_path, call_date=date(2099, 1, 1))
+    with pytest.raises(scoring.StaleInputError, match=r"export of 2010-12-01 is missing.*--allow-stale"):
+        run(lake, tmp_path, requested=DAY + timedelta(days=1))
+    customers, contacts = bank_tables_small
+    later = DAY + timedelta(days=2)
+    commit_validated_partition(lake, "customers", customers.assign(opted_out=True), later)
+    commit_validated_partition(lake, "campaign_contacts", contacts.iloc[:0], later)
+    with pytest.raises(rules.CallListRefused, match=r"Nobody to call on .*: 0 eligible of"):
+        run(lake, tmp_path, requested=later)
+    assert snapshot(lake) == before
+    assert not list(tmp_path.glob(f"{scoring.WORKDIR_PREFIX}*"))  # scratch (names, phones) removed each time
 
 
-def test_eligibility_excludes_opted_out_buyers_and_cooloff_at_the_boundary():
-    customers = _customers()
-    customers.loc[customers["customer_id"] == 1, "opted_out"] = True
-    contacts = pd.DataFrame(
-        [
-            _contact(10, 2, "2024-01-05", None, "2024-01-05 10:00"),
-            _contact(10, 2, "2024-01-05", "yes", "2024-01-20 10:00"),  # later version: bought
-            _contact(11, 3, "2024-05-02", "no", "2024-05-03 10:00"),  # 30 days before the call: cool-off
-            _contact(12, 4, "2024-05-01", "no", "2024-05-02 10:00"),  # 31 days before: callable
-            _contact(13, 5, "2024-01-01", "no", "2024-01-02 10:00"),
-        ]
-    )
-    summary = scoring.contact_summary(contacts)
-    assert bool(summary.loc[2, "bought"]) and not bool(summary.loc[5, "bought"])
-    mask, counts = scoring.eligibility(customers, summary, date(2024, 6, 1), cooloff_days=30)
-    eligible = set(customers.loc[mask, "customer_id"])
-    assert eligible == {4, 5, 6}  # 6 was never contacted
-    assert counts == {"customers": 6, "opted_out": 1, "already_bought": 1, "in_cooloff": 1, "eligible": 3}
-    mask, _ = scoring.eligibility(customers, summary, date(2024, 6, 1), cooloff_days=0)
-    assert set(customers.loc[mask, "customer_id"]) == {3, 4, 5, 6}
-    assert scoring.default_call_date(summary) == date(2024, 5, 3)
+def test_freshness_guard_refuses_unvalidated_or_failed_exports_unless_stale_is_allowed(
+    lake, tmp_path, bank_tables_small, commit_validated_partition
+):
+    customers, contacts = bank_tables_small
+    today = DAY + timedelta(days=1)
+    commit_validated_partition(lake, "customers", customers, today, status="failed")
+    commit_validated_partition(lake, "campaign_contacts", contacts.iloc[:0], today)
+    with pytest.raises(scoring.StaleInputError) as caught:
+        run(lake, tmp_path, requested=today)
+    message = str(caught.value)
+    assert "customers export of 2010-12-01 failed its checks" in message and "from 2010-11-30" in message
+    assert "\n" not in message and not lake.partitions(catalog.call_lists())
+    stale = run(lake, tmp_path, requested=today, allow_stale=True)
+    assert stale["stale_days"] == 1 and stale["partition_date"] == DAY.isoformat()
+    assert lake.read_manifest(catalog.call_lists(), DAY)["requested_partition"] == today.isoformat()
 
 
-def test_scoring_rows_use_latest_contact_history_and_call_date_context():
-    contacts = pd.DataFrame(
-        [
-            _contact(1, 1, "2024-01-05", "no", "2024-01-06 10:00", poutcome="failure"),
-            _contact(2, 1, "2024-03-05", "no", "2024-03-06 10:00", poutcome="success"),
-        ]
-    )
-    summary = scoring.contact_summary(contacts)
-    customers = _customers(2)
-    records = pd.concat(
-        [
-            customers,
-            summary[scoring.HISTORY_COLUMNS].reindex(customers["customer_id"]).reset_index(drop=True),
-        ],
-        axis=1,
-    )
-    context = scoring.scoring_context(scoring.latest_contacts(contacts), date(2024, 7, 10))
-    rows = scoring.scoring_rows(records, context)
-    assert rows.loc[0, "poutcome"] == "success"  # the latest contact, not the first
-    assert (rows.loc[1, "poutcome"], rows.loc[1, "campaign"], rows.loc[1, "contact"]) == (
-        "unknown",
-        1,
-        "unknown",
-    )
-    assert (rows["month"] == "jul").all() and (rows["day"] == 10).all()
-    assert "duration" not in rows and "pdays" not in rows
-
-
-def test_call_list_is_ranked_cut_to_capacity_with_deciles_and_truthful_reasons():
-    rows = scoring.scoring_rows(_customers(), {"call_date": "2024-06-01", "day": 1, "month": "jun",
-                                               "ctx_volume_7d": 0.0, "ctx_rate_90d": 0.1})  # fmt: skip
-    rows["poutcome"] = ["success", "success", "failure", "failure", "failure", "failure"]
-    for column in scoring.CONTACT_DETAILS:
-        rows[column] = _customers()[column]
-    model = RuleModel()
-    rows["probability"] = scoring.predict(model, rows)  # 0.6, 0.8, 0.1, 0.3, 0.1, 0.3
-    cuts = scoring.decile_cuts(rows["probability"].to_numpy())
-    frame = scoring.finish_call_list(model, rows, cuts, capacity=4, model_version="v0042")
-    assert frame["customer_id"].tolist() == [2, 1, 4, 6]  # probability desc, ties by customer id
-    assert frame["rank"].tolist() == [1, 2, 3, 4]
-    assert frame["decile"].tolist()[0] == 1 and frame["decile"].is_monotonic_increasing
-    assert frame.loc[0, "reasons"] == "previous campaign succeeded; no housing loan"
-    assert frame.loc[1, "reasons"] == "previous campaign succeeded"  # has a housing loan: not claimed
-    assert frame.loc[2, "reasons"] == "no housing loan"
-    assert (frame["model_version"] == "v0042").all()
-    sales = scoring.expected_sales(frame["probability"].to_numpy(), rows["probability"].to_numpy())
-    assert sales["expected_sales"] == pytest.approx(0.8 + 0.6 + 0.3 + 0.3)
-    assert sales["random_expected"] == pytest.approx(4 * np.mean([0.6, 0.8, 0.1, 0.3, 0.1, 0.3]))
-    assert sales["lift"] > 1
-
-
-def test_deciles_split_the_population_into_tenths():
-    p = np.linspace(0, 1, 1000, endpoint=False)
-    deciles = scoring.assign_deciles(p, scoring.decile_cuts(p))
-    assert np.bincount(deciles)[1:].tolist() == [100] * 10
-    assert deciles[np.argmax(p)] == 1 and deciles[np.argmin(p)] == 10
-
-
-def test_csv_has_exactly_the_contract_columns_and_no_other_personal_data(tmp_path: Path):
-    rows = scoring.scoring_rows(_customers(2), {"call_date": "2024-06-01", "day": 1, "month": "jun",
-                                                "ctx_volume_7d": 0.0, "ctx_rate_90d": 0.1})  # fmt: skip
-    rows["name"], rows["phone"] = ['Ana "Zé" Silva, Jr', "Rui O'Neill"], ["+351 911", "+351 922"]
-    rows["probability"] = [0.25, 0.5]
-    frame = scoring.finish_call_list(RuleModel(), rows, [0.4], None, "v0001")
-    path = scoring.write_call_list_csv(frame, tmp_path / "call_list.csv")
-    with open(path, newline="", encoding="utf-8") as handle:
-        records = list(csv.reader(handle))
-    assert ",".join(records[0]) == "rank,customer_id,name,phone,probability,decile,reasons,model_version"
-    assert records[1][:5] == ["1", "2", "Rui O'Neill", "+351 922", "0.500000"]
-    assert records[2][2] == 'Ana "Zé" Silva, Jr'  # quoting round-trips
-    body = path.read_text()
-    for private in ("tertiary", "married", "management", "balance", "opted_out"):
-        assert private not in body
-
-
-def _lake(tmp_path: Path) -> Lake:
-    return Lake(LocalStorage(tmp_path / "lake"))
-
-
-def _csv(tmp_path: Path, name: str, text: str) -> Path:
+def _csv(tmp_path: Path, name: str, rows: int) -> Path:
+    header = ",".join(rules.CALL_LIST_HEADER) + "\n"
     path = tmp_path / name
-    path.write_text(text)
+    path.write_text(header + "".join(f"{i},{i},N{i},+1,0.5,1,,v1\n" for i in range(1, rows + 1)))
     return path
 
 
-def test_publish_commits_then_moves_latest_and_a_crash_keeps_the_previous_latest(tmp_path: Path, monkeypatch):
-    lake = _lake(tmp_path)
-    header = ",".join(scoring.CALL_LIST_HEADER) + "\n"
-    first = _csv(tmp_path, "a.csv", header + "1,7,A,+1,0.900000,1,,v0001\n")
-    scoring.publish_call_list(lake, date(2024, 6, 1), first, {"rows": 1, "model_version": "v0001"})
-    assert lake.storage.get_bytes(scoring.LATEST_CSV_KEY) == first.read_bytes()
-    assert lake.read_json(scoring.LATEST_JSON_KEY)["partition_date"] == "2024-06-01"
+def _publish(lake: Lake, tmp_path: Path, day: date, rows: int, force: bool = False):
+    path = _csv(tmp_path, f"{day}-{rows}.csv", rows)
+    return scoring.publish_call_list(lake, day, {rules.CALL_LIST_CSV: path}, {"rows": rows}, force=force)
 
-    second = _csv(tmp_path, "b.csv", header + "1,8,B,+2,0.800000,1,,v0002\n")
 
-    def crash(src: str, dst: str) -> None:
-        raise OSError("disk gone")
+def test_latest_only_moves_forward_unless_forced(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    _publish(lake, tmp_path, date(2024, 6, 2), 3)
+    _, pointer = _publish(lake, tmp_path, date(2024, 6, 1), 5)  # a rerun of an earlier day
+    assert pointer is None and lake.partitions(catalog.call_lists()) == [date(2024, 6, 1), date(2024, 6, 2)]
+    latest = lake.read_json(catalog.call_list_latest_pointer())
+    assert latest["partition_date"] == "2024-06-02" and scoring.read_latest_call_list(lake).count(b"\n") == 4
+    _, pointer = _publish(lake, tmp_path, date(2024, 6, 1), 5, force=True)
+    assert pointer["partition_date"] == "2024-06-01" and scoring.read_latest_call_list(lake).count(b"\n") == 6
+    _publish(lake, tmp_path, date(2024, 6, 1), 7)  # same day again: moves (a rebuild)
+    assert scoring.read_latest_call_list(lake).count(b"\n") == 8
+    copies = [k for k in lake.storage.list(catalog.call_list_latest_dir() + "/")]
+    assert copies == [lake.read_json(catalog.call_list_latest_pointer())["files"][rules.CALL_LIST_CSV]["key"]]
 
-    monkeypatch.setattr(lake.storage, "move", crash)
+
+def test_an_older_rerun_keeps_the_serving_context_of_the_latest_list(lake, tmp_path, commit_validated_partition,
+                                                                     bank_tables_small):  # fmt: skip
+    customers, contacts = bank_tables_small
+    newer = DAY + timedelta(days=3)
+    commit_validated_partition(lake, "customers", customers, newer)
+    commit_validated_partition(lake, "campaign_contacts", contacts.iloc[:0], newer)
+    first = run(lake, tmp_path, requested=newer, call_date=DAY - timedelta(days=40))
+    serving = lake.storage.get_bytes(catalog.serving_context("propensity", "v0001"))
+    again = run(lake, tmp_path, requested=DAY)
+    assert first["latest_moved"] and not again["latest_moved"]
+    assert lake.storage.get_bytes(catalog.serving_context("propensity", "v0001")) == serving
+    assert lake.read_json(catalog.call_list_latest_pointer())["partition_date"] == newer.isoformat()
+
+
+def test_a_failed_pointer_write_keeps_the_previous_latest(tmp_path, monkeypatch):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    _publish(lake, tmp_path, date(2024, 6, 1), 2)
+    before = scoring.read_latest_call_list(lake)
+    real = lake.write_json
+
+    def crash(key, document):
+        if key == catalog.call_list_latest_pointer():
+            raise OSError("disk gone")
+        real(key, document)
+
+    monkeypatch.setattr(lake, "write_json", crash)
     with pytest.raises(OSError):
-        scoring.publish_call_list(lake, date(2024, 6, 2), second, {"rows": 1, "model_version": "v0002"})
-    assert lake.storage.get_bytes(scoring.LATEST_CSV_KEY) == first.read_bytes()
-    assert lake.read_json(scoring.LATEST_JSON_KEY)["partition_date"] == "2024-06-01"
-    assert lake.partitions("call_lists") == [date(2024, 6, 1)]  # the half-written day is invisible
+        _publish(lake, tmp_path, date(2024, 6, 2), 9)
+    assert scoring.read_latest_call_list(lake) == before  # pointer and the file it names still agree
+    monkeypatch.setattr(lake, "write_json", real)
+    _publish(lake, tmp_path, date(2024, 6, 2), 9)  # a rerun repairs
+    assert scoring.read_latest_call_list(lake).count(b"\n") == 10
 
 
-def test_champion_loading_refuses_missing_and_tampered_models(tmp_path: Path):
+def _publish_forever(lake_dir: str, work: str, ready) -> None:
+    """Child process: publish list after list (different sizes, one day later each time) until killed."""
+    lake, work_dir = Lake(LocalStorage(lake_dir)), Path(work)
+    header = ",".join(rules.CALL_LIST_HEADER) + "\n"
+    ready.set()
+    for i in range(100_000):
+        path = work_dir / f"{i % 2}.csv"
+        path.write_text(header + "".join(f"{j},{j},N{i},+1,0.5,1,,v{i}\n" for j in range(1, 2 + i % 50)))
+        scoring.publish_call_list(
+            lake, date(2024, 1, 1) + timedelta(days=i), {"call_list.csv": path}, {"rows": i}
+        )
+
+
+def test_sigkill_during_publishing_never_leaves_latest_describing_another_file(tmp_path):
+    """A real process publishing list after list is killed (SIGKILL) at random instants: the pointer always
+    names a present file with the recorded SHA-256, and its partition is committed."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the child starts with the modules already imported
+    lake_dir, work = tmp_path / "lake", tmp_path / "work"
+    work.mkdir()
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(8):
+        ready = context.Event()
+        child = context.Process(target=_publish_forever, args=(str(lake_dir), str(work), ready))
+        child.start()
+        assert ready.wait(30)
+        time.sleep(float(rng.uniform(0.02, 0.4)))
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        assert child.exitcode == -signal.SIGKILL
+        lake = Lake(LocalStorage(lake_dir))
+        if lake.storage.exists(catalog.call_list_latest_pointer()):
+            data = scoring.read_latest_call_list(lake)  # raises on a mismatch or a missing file
+            pointer = lake.read_json(catalog.call_list_latest_pointer())
+            assert data.count(b"\n") - 1 == pd.read_csv(io.BytesIO(data)).shape[0]
+            assert lake.read_manifest(catalog.call_lists(), date.fromisoformat(pointer["partition_date"]))
+            checked += 1
+    assert checked >= 6
+
+
+def test_scratch_folders_are_private_removed_on_failure_and_orphans_of_killed_runs_cleared(tmp_path):
+    with pytest.raises(RuntimeError):
+        with scoring.scoring_workdir(tmp_path) as workdir:
+            assert oct(os.stat(workdir).st_mode & 0o777) == "0o700"
+            Path(workdir, "chunk-00000.parquet").write_bytes(b"names and phones")
+            raise RuntimeError("boom")
+    assert not Path(workdir).exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"{scoring.WORKDIR_PREFIX}{dead.pid}-abc"
+    orphan.mkdir()
+    (orphan / "chunk-00000.parquet").write_bytes(b"names and phones")
+    alive = tmp_path / f"{scoring.WORKDIR_PREFIX}{os.getpid()}-xyz"
+    alive.mkdir()
+    assert scoring.remove_orphaned_workdirs(tmp_path) == 1
+    assert not orphan.exists() and alive.exists()
+
+
+def test_champion_loading_refuses_missing_and_tampered_models(tmp_path):
     from tasks import registry
 
-    lake = _lake(tmp_path)
+    lake = Lake(LocalStorage(tmp_path / "lake"))
     with pytest.raises(registry.UnknownAliasError, match="Train and promote"):
         scoring.load_champion(lake)
     registry.register_model(lake, "propensity", {"weights": [1, 2, 3]}, {"candidate": "test"})
     registry.set_alias(lake, "propensity", "champion", "v0001")
     lake.storage.put_bytes("registry/propensity/v0001/model.pkl", pickle.dumps({"weights": [6, 6, 6]}))
     scoring._MODEL_CACHE.clear()
-    with pytest.raises(registry.ModelIntegrityError, match="Refusing to unpickle"):
+    with pytest.raises(registry.ModelIntegrityError):
         scoring.load_champion(lake)
     lake.storage.delete("registry/propensity/v0001/model.pkl")
     with pytest.raises(registry.ModelNotFoundError, match="missing"):

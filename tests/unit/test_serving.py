@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.call_list import NEVER_CONTACTED, predict, scoring_context, scoring_rows
 from models.propensity import features, serving
-from tasks.scoring import NEVER_CONTACTED, predict, scoring_context, scoring_rows
 
 CONTEXT = {
     "call_date": "2026-03-17",
@@ -100,7 +100,9 @@ def test_context_from_scoring_context_compiles_the_same(bank):
     scorer, _ = serving.serving_scorer(model, NEVER_CONTACTED)
     from datetime import date
 
-    context = scoring_context(contacts, date(2010, 6, 1))
+    from models.propensity.config import PropensityConfig
+
+    context = scoring_context(contacts, date(2010, 6, 1), PropensityConfig())
     records = _records(customers, contacts, n=50)
     expected = predict(model, scoring_rows(records, context))
     got = [
