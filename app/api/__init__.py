@@ -18,7 +18,7 @@ Scoring: a logistic-regression champion is compiled to plain-Python weights
 (:mod:`models.propensity.serving`, ~10 us a customer instead of ~9 ms a ``predict_proba`` call), but only
 after it matched the pipeline on a few thousand varied rows at load; requests of up to ``INLINE_ROWS``
 customers are then scored on the event loop. Any other champion (forest, boosting, a failed check) is scored
-like the batch (:func:`tasks.scoring.scoring_rows` + ``predict_proba``) through :class:`MicroBatcher`'s
+like the batch (:func:`models.call_list.scoring_rows` + ``predict_proba``) through :class:`MicroBatcher`'s
 thread. ``GET /model`` says which (``scorer``). ``POST /score`` is answered by a plain ASGI layer in front of
 the router; ``callcast serve-api --workers N`` runs N processes, each with its own champion and reloader.
 

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from models.propensity.serving import LinearScorer, scoring_row, serving_scorer, verification_rows
@@ -57,7 +56,12 @@ class ModelHolder:
 
     def refresh(self) -> bool:
         """Load the champion if it changed (or its serving context appeared); True if a swap happened."""
-        from tasks.scoring import load_champion, scoring_context, serving_key
+        from callcast import catalog
+        from models.call_list import scoring_context
+        from tasks.scoring import MODEL_NAME, load_champion
+
+        def serving_key(version: str) -> str:
+            return catalog.serving_context(MODEL_NAME, version)
 
         with self._lock:
             self.last_check = time.time()
@@ -84,7 +88,11 @@ class ModelHolder:
                 else:
                     import pandas as pd
 
-                    context = scoring_context(pd.DataFrame(), date.today())
+                    from callcast.runtime import company_today
+                    from callcast.settings import get_settings
+
+                    settings = get_settings()  # the prior in force, as training uses it
+                    context = scoring_context(pd.DataFrame(), company_today(settings), settings.propensity)
                     cuts, found = [], False
                 scorer, note = compile_for_serving(model, context)
                 self.current = Served(model, info, context, cuts, found, scorer, note)  # the one atomic swap
@@ -120,7 +128,7 @@ class ModelHolder:
 
 def compile_for_serving(model: Any, context: dict[str, Any]) -> tuple[LinearScorer | None, str]:
     """The verified compiled scorer for ``model`` (or None and why), checked on rows of this context too."""
-    from tasks.scoring import NEVER_CONTACTED
+    from models.call_list import NEVER_CONTACTED
 
     try:
         extra = [

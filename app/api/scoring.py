@@ -22,7 +22,7 @@ row); larger ones, and every request when the pipeline serves, go through the mi
 
 def probabilities(served: Served, customers: list[CustomerIn]) -> list[float]:
     """Probability of a sale per customer: compiled scorer when verified, else the batch path (pandas)."""
-    from tasks.scoring import NEVER_CONTACTED, predict, scoring_rows
+    from models.call_list import NEVER_CONTACTED, predict, scoring_rows
 
     if served.scorer is not None:
         probability, context = served.scorer.probability, served.context
@@ -39,7 +39,7 @@ def probabilities(served: Served, customers: list[CustomerIn]) -> list[float]:
 
 def score_records(served: Served, customers: list[CustomerIn]) -> list[dict[str, Any]]:
     """``ScoreOut`` dicts (probability, decile, version) for validated customers, from one :class:`Served`."""
-    from tasks.scoring import PROBABILITY_DIGITS
+    from models.call_list import PROBABILITY_DIGITS, decile_of
 
     p = probabilities(served, customers)
     cuts = served.decile_cuts
@@ -48,7 +48,7 @@ def score_records(served: Served, customers: list[CustomerIn]) -> list[dict[str,
         {
             "customer_id": c.customer_id,
             "probability": round(pi, PROBABILITY_DIGITS),
-            "decile": 1 + sum(pi < cut for cut in cuts) if cuts else None,  # = tasks.scoring.assign_deciles
+            "decile": decile_of(pi, cuts),  # the batch's rule (models.call_list)
             "model_version": version,
         }
         for c, pi in zip(customers, p, strict=True)

@@ -165,10 +165,10 @@ def _bank_requests(n: int) -> list[dict]:
 
 
 def _batch_expectation(model, bodies: list[dict], context: dict, cuts: list[float]):
-    """What the call list would say: tasks.scoring's rows, predict, rounding and deciles."""
+    """What the call list would say: models.call_list's rows, predict, rounding and deciles."""
     import pandas as pd
 
-    from tasks.scoring import PROBABILITY_DIGITS, assign_deciles, predict, scoring_rows
+    from models.call_list import PROBABILITY_DIGITS, assign_deciles, predict, scoring_rows
 
     records = pd.DataFrame([{**b, "customer_id": 0} for b in bodies])
     p = predict(model, scoring_rows(records, context))
@@ -176,7 +176,7 @@ def _batch_expectation(model, bodies: list[dict], context: dict, cuts: list[floa
 
 
 def test_compiled_scorer_serves_the_batch_answers(tmp_path, pipelines):
-    from tasks.scoring import serving_key
+    from callcast import catalog
 
     lake = _lake_with(tmp_path, pipelines[0])
     context = {
@@ -189,7 +189,7 @@ def test_compiled_scorer_serves_the_batch_answers(tmp_path, pipelines):
     bodies = _bank_requests(120)
     probabilities, _ = _batch_expectation(pipelines[0], bodies, context, [])
     cuts = [float(c) for c in np.quantile(probabilities, [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])]
-    lake.write_json(serving_key("v0001"), {**context, "decile_cuts": cuts})
+    lake.write_json(catalog.serving_context("propensity", "v0001"), {**context, "decile_cuts": cuts})
     expected_p, expected_d = _batch_expectation(pipelines[0], bodies, context, cuts)
     with _client(tmp_path, lake) as client:
         assert client.get("/model").json()["scorer"].startswith("compiled")
