@@ -213,10 +213,14 @@ def cmd_score(args: argparse.Namespace) -> None:
         use_dask=args.dask,
         call_date=args.call_date,
         cooloff_days=args.cooloff_days,
+        allow_stale=args.allow_stale,
+        force=args.force,
         lake_url=args.lake,
     )
     for row in summary.get("head", [])[:10]:
         print(f"#{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  {row['reasons']}")
+    print(summary["headline"])
+    print(f"workbook: {summary['delivered_to'] or summary['workbook']}")
 
 
 def cmd_forecast(args: argparse.Namespace) -> None:
@@ -429,11 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
     lake_option(train)
 
     score = command("score", "build the call list from the champion", cmd_score)
-    score.add_argument("--date", type=iso_date, help="customers partition (default: latest validated)")
+    score.add_argument(
+        "--date",
+        type=iso_date,
+        help="export to build from (default: today); must exist and have passed its checks",
+    )
     score.add_argument("--capacity", type=positive_int, help="calls the team can make (default: settings)")
     score.add_argument("--call-date", type=iso_date, help="day of the calls (cool-off reference)")
     score.add_argument("--cooloff-days", type=int, help="skip customers contacted within this many days")
     score.add_argument("--dask", action="store_true", default=None, help="score chunks on a Dask cluster")
+    score.add_argument(
+        "--allow-stale",
+        action="store_true",
+        default=None,
+        help="emergency: build from the last validated export when the requested one is missing or failed",
+    )
+    score.add_argument("--force", action="store_true", help="let a rerun of an older day move `latest` back")
     lake_option(score)
 
     forecast = command("forecast", "forecast sales per series (company data or your own CSV)", cmd_forecast)
