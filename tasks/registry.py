@@ -352,6 +352,8 @@ def mlflow_mirror(
                     signature=signature,
                     input_example=example,
                     pyfunc_predict_fn="predict_proba",
+                    # explicit requirements: MLflow's inference imports the model in a subprocess (~60 s)
+                    pip_requirements=_requirements(),
                 )
             source, model_id = logged.model_uri, logged.model_id
             location = mlflow.get_logged_model(model_id).artifact_location
@@ -369,6 +371,19 @@ def mlflow_mirror(
         model, source=source, run_id=run.info.run_id, tags=tags, model_id=model_id
     )
     return {"run_id": run.info.run_id, "mlflow_version": str(mv.version), "model_uri": source}
+
+
+def _requirements() -> list[str]:
+    """Pinned runtime requirements of the pickled pipeline (the project itself must be installed too)."""
+    from importlib import metadata
+
+    out = []
+    for dist in ("scikit-learn", "pandas", "numpy", "scipy", "callcast"):
+        try:
+            out.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 def load_mlflow_model(
