@@ -50,11 +50,13 @@ def _fallback_warnings(lake: Lake, table: str, used: list[date], as_of: date) ->
     if not committed or not used:
         return []
     if len(used) == 1 and used[0] != committed[-1]:
-        return [f"{table}: dt={committed[-1]} is not validated or failed its checks; dt={used[0]} was used."]
+        return [
+            f"{table}: partition {committed[-1]} is not validated or failed its checks; {used[0]} was used."
+        ]
     skipped = [d for d in committed if d not in set(used)]
     if len(used) > 1 and skipped:
         return [
-            f"{table}: {len(skipped)} slice(s) from dt={skipped[0]} on are not validated or failed; history ends {used[-1]}."
+            f"{table}: {len(skipped)} slice(s) from {skipped[0]} on are not validated or failed; history ends {used[-1]}."
         ]
     return []
 
@@ -88,7 +90,11 @@ def read_sales_inputs(
     log = get_logger()
     days = require_validated_history(lake, "sales", as_of, fallback_to_last_good=True, logger=log)
     if not days:
-        lake.read_manifest(catalog.raw("sales"), as_of)  # raises PartitionNotFoundError with advice
+        from callcast.errors import PartitionNotFoundError
+
+        raise PartitionNotFoundError(
+            f"No exported sales up to {as_of} in {lake.describe()}: run the export and validate flows first."
+        )
     slices, inputs = [], []
     for day in days:
         options = pandas_read_options(lake.read_manifest(catalog.raw("sales"), day).get("columns") or [])
@@ -202,9 +208,10 @@ def publish(
         "code_version": code_version(),
     }
     meta = {name: {"rows": output.rows[name]} for name in output.files if name in output.rows}
-    lake.commit_partition(prefix, as_of, dict(output.files), manifest, file_meta=meta)
+    document = lake.commit_partition(prefix, as_of, dict(output.files), manifest, file_meta=meta)
     location = lake.describe(catalog.partition(prefix, as_of))
-    report = lake.describe(catalog.partition_file(prefix, as_of, "report.html"))
+    stored = lake.file_entry(document, "report.html")["name"]  # content-addressed stored name
+    report = lake.describe(catalog.partition_file(prefix, as_of, stored))
     try:
         from prefect.artifacts import create_markdown_artifact
 
@@ -270,8 +277,7 @@ def _meta(inputs: list[dict[str, Any]]) -> str:
     return (
         "Inputs: "
         + "; ".join(
-            f"{t} dt={d[0]}" if len(d) == 1 else f"{t} {len(d)} slices dt={d[0]}…{d[-1]}"
-            for t, d in parts.items()
+            f"{t} {d[0]}" if len(d) == 1 else f"{t} {len(d)} slices {d[0]}…{d[-1]}" for t, d in parts.items()
         )
         + f". Code {code_version()}."
     )
