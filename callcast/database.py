@@ -207,8 +207,20 @@ def resolve_tables(engine: Engine, requested: Sequence[str] | None, exclude: Seq
 def reflect_table(engine: Engine, name: str) -> sa.Table:
     """The table's definition as the database reports it (names come from the catalog, never from user text)."""
     try:
-        return sa.Table(name, sa.MetaData(), autoload_with=engine)
+        table = sa.Table(name, sa.MetaData(), autoload_with=engine)
     except sa.exc.NoSuchTableError as exc:
         raise SourceDatabaseError(f"Table {name!r} not found in {masked_url(engine.url)}.") from exc
     except (OperationalError, DBAPIError) as exc:
         raise explain_database_error(exc, engine.url) from exc
+    if engine.dialect.name in ("mysql", "mariadb") and any("``" in c.name for c in table.c):
+        # SQLAlchemy's MySQL reflection reads SHOW CREATE TABLE and keeps a backtick doubled (`a``b` -> a``b);
+        # the real name has one.
+        table = sa.Table(
+            name,
+            sa.MetaData(),
+            *[
+                sa.Column(c.name.replace("``", "`"), c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in table.c
+            ],
+        )
+    return table
