@@ -9,6 +9,9 @@ import pandas as pd
 
 from models.propensity.evaluation import improvement
 
+MARGIN_TOLERANCE = 1e-9
+"""A gain equal to the margin up to floating-point error meets it ("at least the margin")."""
+
 
 @dataclass
 class BehaviourResult:
@@ -105,7 +108,7 @@ def decide_promotion(
         reasons.append(f"no current champion; {metric} = {new_metrics[metric]:.4f}")
     else:
         gain = improvement(metric, new_metrics[metric], champion_metrics[metric])
-        beats = gain >= margin
+        beats = gain >= margin - MARGIN_TOLERANCE  # 0.57 - 0.56 is 0.00999… in floating point
         reasons.append(
             f"{metric} {new_metrics[metric]:.4f} vs champion {champion_metrics[metric]:.4f} on the same holdout: "
             f"{'+' if gain >= 0 else ''}{gain:.4f} ({'meets' if beats else 'below'} the margin {margin})"
