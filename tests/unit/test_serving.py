@@ -136,7 +136,11 @@ def test_a_scorer_that_disagrees_with_the_pipeline_is_refused(bank, monkeypatch)
     model = _fit(table, "logreg/engineered")
     assert serving.serving_scorer(model, NEVER_CONTACTED)[0] is not None
     monkeypatch.setitem(
-        features._DERIVED, "campaign_log", lambda f: np.log(np.clip(features._num(f, "campaign"), 1, None))
+        features.DERIVED_FEATURES,
+        "campaign_log",
+        features.DerivedFeature(
+            lambda f: np.log(np.clip(features._num(f, "campaign"), 1, None)), ("campaign",)
+        ),
     )
     scorer, why = serving.serving_scorer(model, NEVER_CONTACTED)
     assert scorer is None and "differs by" in why
