@@ -68,6 +68,9 @@ test: venv node ## Run every test (unit, data, flow, integration on real service
 test-unit: venv ## Run only the fast tests (no services)
 	$(PY) -m pytest -m "not integration"
 
+settings-doc: venv ## Regenerate README's configuration table from the settings classes
+	$(PY) -c "from pathlib import Path; from callcast.settings_doc import replace_readme_block as r; p = Path('README.md'); p.write_text(r(p.read_text()))"
+
 lint: venv ## Lint, check formatting and the layer contracts (import-linter)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .

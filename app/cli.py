@@ -152,7 +152,11 @@ def cmd_next_day(args: argparse.Namespace) -> None:
     from callcast.settings import get_settings
     from demo_company.database import DemoShift, advance_one_day
 
-    engine = make_engine(get_settings().resolved_database_url())
+    from callcast.lake import open_lake
+    from tasks.monitoring import latest_call_list_ids
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
     shift = None
     if args.shift_from:
         shift = DemoShift(
@@ -161,14 +165,26 @@ def cmd_next_day(args: argparse.Namespace) -> None:
             age_offset=args.age_offset,
             balance_factor=args.balance_factor,
             telephone_share=args.telephone_share,
+            existing_share=args.existing_share,
+            truth_change=args.truth_change,
         )
+    # The closed loop: the phone team works through the latest call list (random calls before the first one).
+    listed = None if args.random_calls else latest_call_list_ids(open_lake(settings))
+    calls = args.calls or settings.scoring.capacity
     try:
         for _ in range(args.days):
-            added = advance_one_day(engine, shift)
+            added = advance_one_day(engine, shift, listed, calls, args.control_share)
             shift = None
+            c = added["calls"]
+            if listed is None:
+                made = f"+{added['contacts']} random contacts (no call list yet)"
+            elif not c["business_day"]:
+                made = "no calls (weekend or holiday)"
+            else:
+                made = f"+{c['listed']} calls from the list, +{c['control']} random control calls"
             print(
-                f"{added['day']}: +{added['sales']:,} sales, +{added['customers']} customers, "
-                f"+{added['contacts']} contacts, {added['outcomes']} outcomes now known"
+                f"{added['day']}: +{added['sales']:,} sales, +{added['customers']} customers, {made}, "
+                f"{added['outcomes']} outcomes now known"
             )
     finally:
         engine.dispose()
@@ -331,6 +347,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if state["server"] != "stopped" else 1
 
 
+def cmd_settings(args: argparse.Namespace) -> None:
+    from callcast.settings import get_settings
+    from callcast.settings_doc import effective_settings, settings_markdown
+
+    if args.markdown:
+        print(settings_markdown())
+        return
+    for variable, value in effective_settings(get_settings()):
+        print(f"{variable:<48} {value}")
+
+
 def render_summary(summary: dict[str, Any], settings) -> str:
     """The few lines a person reads at the end of `make demo` or `callcast pipeline`."""
     from callcast import catalog
@@ -414,6 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     next_day.add_argument("--age-offset", type=int, default=0)
     next_day.add_argument("--balance-factor", type=float, default=1.0)
     next_day.add_argument("--telephone-share", type=float, default=None)
+    next_day.add_argument(
+        "--existing-share", type=float, default=0.0, help="share of existing customers the shift also moves"
+    )
+    next_day.add_argument(
+        "--truth-change", type=float, default=0.0, help="how far the hidden ground truth moves (0..1)"
+    )
+    next_day.add_argument("--calls", type=positive_int, help="calls per business day (default: scoring capacity)")
+    next_day.add_argument(
+        "--control-share", type=float, default=0.1, help="share of the calls made at random off the list"
+    )
+    next_day.add_argument("--random-calls", action="store_true", help="ignore the call list (the old demo)")
+
+    monitor = command("monitor", "drift and performance of the propensity champion; emits the drift event", cmd_monitor)
+    monitor.add_argument("--date", type=iso_date, help="export to monitor (default: the latest)")
+    lake_option(monitor)
 
     export = command("export", "export every table into dated CSV partitions", cmd_export)
     export.add_argument("--date", type=iso_date, help="partition date (default: today, company time zone)")
@@ -490,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("stop", "stop the Prefect server and worker that serve started (by PID)", cmd_stop)
     command("status", "is the local Prefect server / worker running, and where is the UI", cmd_status)
+
+    settings = command("settings", "show the settings in force (secrets only as set / not set)", cmd_settings)
+    settings.add_argument("--markdown", action="store_true", help="print the reference table for the README")
 
     serve_api = command("serve-api", "serve the champion over HTTP (uvicorn)", cmd_serve_api)
     serve_api.add_argument("--host", help="bind address (default: CALLCAST_API__HOST)")

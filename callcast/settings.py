@@ -89,7 +89,7 @@ class ApiSettings(BaseModel):
     host: str = Field(
         default="127.0.0.1", description="Bind address; beyond loopback an API key is required."
     )
-    port: int = Field(default=8765, ge=1, le=65535)
+    port: int = Field(default=8765, ge=1, le=65535, description="Port of the scoring endpoint.")
     api_key: SecretStr | None = Field(
         default=None, description="Required in the X-API-Key header off loopback."
     )
