@@ -67,6 +67,11 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`callcast settings | head`): nothing left to tell
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         log = log_file()
         with open(log, "a") as handle:
@@ -149,10 +154,9 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 def cmd_next_day(args: argparse.Namespace) -> None:
     from callcast.database import make_engine
+    from callcast.lake import open_lake
     from callcast.settings import get_settings
     from demo_company.database import DemoShift, advance_one_day
-
-    from callcast.lake import open_lake
     from tasks.monitoring import latest_call_list_ids
 
     settings = get_settings()
@@ -237,6 +241,20 @@ def cmd_score(args: argparse.Namespace) -> None:
         print(f"#{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  {row['reasons']}")
     print(summary["headline"])
     print(f"workbook: {summary['delivered_to'] or summary['workbook']}")
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    with_prefect_api()
+    from flows.monitor import monitor_propensity
+
+    result = monitor_propensity(partition_date=args.date, lake_url=args.lake)
+    document = result["document"]
+    for feature in sorted(document["features"], key=lambda f: -f["psi"])[:5]:
+        print(
+            f"  {feature['name']:<20} PSI {feature['psi']:.3f}  {feature['test']} p={feature['p_value']:.2g}  {feature['level']}"
+        )
+    print(f"drift event emitted: {'yes' if result['event_emitted'] else 'no'}")
+    return 0
 
 
 def cmd_forecast(args: argparse.Namespace) -> None:
@@ -447,13 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
     next_day.add_argument(
         "--truth-change", type=float, default=0.0, help="how far the hidden ground truth moves (0..1)"
     )
-    next_day.add_argument("--calls", type=positive_int, help="calls per business day (default: scoring capacity)")
+    next_day.add_argument(
+        "--calls", type=positive_int, help="calls per business day (default: scoring capacity)"
+    )
     next_day.add_argument(
         "--control-share", type=float, default=0.1, help="share of the calls made at random off the list"
     )
     next_day.add_argument("--random-calls", action="store_true", help="ignore the call list (the old demo)")
 
-    monitor = command("monitor", "drift and performance of the propensity champion; emits the drift event", cmd_monitor)
+    monitor = command(
+        "monitor", "drift and performance of the propensity champion; emits the drift event", cmd_monitor
+    )
     monitor.add_argument("--date", type=iso_date, help="export to monitor (default: the latest)")
     lake_option(monitor)
 
