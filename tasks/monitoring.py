@@ -311,6 +311,21 @@ def per_date_performance(called: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def latest_call_list_ids(lake: Lake) -> list[int] | None:
+    """Customer ids of the latest published call list, best first (None when no list was published yet).
+
+    The demo's ``next-day`` passes them to the simulated phone team (``demo_company`` reads no lake itself).
+    """
+    import io
+
+    from tasks.scoring import read_latest_call_list, read_latest_pointer
+
+    if read_latest_pointer(lake) is None:
+        return None
+    frame = pd.read_csv(io.BytesIO(read_latest_call_list(lake)), usecols=["rank", "customer_id"])
+    return frame.sort_values("rank")["customer_id"].astype(int).tolist()
+
+
 # -- one monitoring run -----------------------------------------------------------------------------------
 
 
