@@ -49,4 +49,13 @@ class MonitoringConfig(BaseModel):
         default=5000, ge=100, description="Reference values kept per numeric feature for the KS test."
     )
     bootstrap: int = Field(default=400, ge=50, description="Day-block bootstrap resamples for intervals.")
-    seed: int = 20260101
+    forecast_error_ratio: float = Field(
+        default=1.5,
+        gt=1,
+        description="Forecast decay when a series group's live error reaches this multiple of its backtest error "
+        "(median over its series, one-sided Wilcoxon p < p_value).",
+    )
+    min_forecast_cells: int = Field(
+        default=100, ge=1, description="Fewest series-days with actuals for a forecast alarm."
+    )
+    seed: int = Field(default=20260101, description="Seed of the bootstrap resampling and reference samples.")
