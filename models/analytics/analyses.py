@@ -133,6 +133,10 @@ def segmentation_analysis(
         f"({best:.3f}) over k = {cfg.segment_k_min}…{cfg.segment_k_max} whose smallest segment holds at least "
         f"{cfg.segment_min_share:.0%} of customers (k-means on standardised pre-call features)."
     )
+    if result.k == cfg.segment_k_max and cfg.segment_k_max > cfg.segment_k_min:
+        out.warnings.append(
+            f"the best k is the largest one searched ({result.k}): raise CALLCAST_ANALYTICS__SEGMENT_K_MAX to look further."
+        )
     if champion is None:
         out.warnings.append(
             "no champion: the champion's mean score per segment is not shown (train and promote a model)."
