@@ -257,6 +257,15 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics(args: argparse.Namespace) -> None:
+    with_prefect_api()
+    from flows.analytics import analytics
+
+    results = analytics(analysis=args.name, as_of=args.date, lake_url=args.lake)
+    for name, summary in results.items():
+        print(f"{name:<13} report: {summary['report']}")
+
+
 def cmd_forecast(args: argparse.Namespace) -> None:
     if args.csv and not args.id_cols:
         raise CallcastError("--id-cols is required with --csv (the columns that name a series).")
@@ -532,6 +541,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--dask-workers", type=int, default=None, help="local Dask workers (0 = in-process)"
     )
     forecast.add_argument("--mlflow-uri", default=None)
+
+    analytics = command(
+        "analytics",
+        "business analyses: customer segments, campaign effectiveness, sales KPIs (reports in the lake)",
+        cmd_analytics,
+    )
+    analytics.add_argument(
+        "name", nargs="?", default="all", choices=["segmentation", "campaign", "sales", "all"],
+        help="which analysis (default: all)",
+    )  # fmt: skip
+    analytics.add_argument(
+        "--date", type=iso_date, help="as-of date: exports up to it, output partition (default: today)"
+    )
+    lake_option(analytics)
 
     pipeline = command("pipeline", "the daily job: export, checks, train, call list, forecasts", cmd_pipeline)
     pipeline.add_argument("--date", type=iso_date, help="partition date (default: today, company time zone)")

@@ -12,8 +12,13 @@ from typing import Any
 
 from prefect import flow
 
+from callcast.errors import CallcastError
 from models.analytics.analyses import ANALYSES
 from tasks.analytics import run_analysis_task
+
+
+class AnalysesFailed(CallcastError):
+    """One or more analyses of an ``analytics`` run failed (the others were published)."""
 
 
 def _context(as_of: date | None, lake_url: str | None):
@@ -80,9 +85,9 @@ def analytics(
             failed[name] = str(state.message or state.name)
             print(f"{name}: FAILED — {failed[name]}")
     if failed:
-        raise RuntimeError(
-            f"{len(failed)} of {len(names)} analyses failed ({', '.join(failed)}); the others were published. "
-            "See the log above for what failed and why."
+        raise AnalysesFailed(
+            f"{len(failed)} of {len(names)} analyses failed ({'; '.join(f'{n}: {m}' for n, m in failed.items())}); "
+            "the others were published."
         )
     return results
 
