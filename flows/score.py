@@ -1,7 +1,7 @@
 """Flow: champion + validated exports -> eligible customers in chunks -> scores -> ranked call list in the lake.
 
 ``resolve champion → prepare chunks → score chunks (in parallel on Dask when asked) → rank, cut, reasons →
-commit call_lists/dt=YYYY-MM-DD/ (CSV + workbook) → move latest → deliver the workbook → announce``. Tasks
+commit the day's call-list partition (CSV + workbook) → move latest → deliver the workbook → announce``. Tasks
 exchange file paths, never DataFrames. The rules live in :mod:`models.call_list`, the I/O in
 :mod:`tasks.scoring`; a refusal (stale export, call date outside the data, capacity below 1, nobody to call)
 publishes nothing.

@@ -6,11 +6,11 @@ a private scratch folder and the delivery folder.
 
 Publishing (nothing is published on a refusal):
 
-1. ``call_lists/dt=<export date>/`` is committed: ``call_list.csv`` (the machine contract), ``call_list.xlsx``
+1. the call-list partition of the export date (``catalog.partition(catalog.call_lists(), day)``) is committed: ``call_list.csv`` (the machine contract), ``call_list.xlsx``
    (for people) and the manifest (lineage, eligibility, expected sales), manifest last.
 2. The ``latest`` pointer moves only forward in partition date (``force=True`` moves it back): the files are
-   first copied to an immutable, content-addressed folder ``call_lists/latest/<sha>/``, then
-   ``call_lists/latest.json`` is replaced in one atomic put naming that folder's files and their SHA-256, and
+   first copied to an immutable, content-addressed folder (``catalog.call_list_latest_file``), then the
+   pointer ``catalog.call_list_latest_pointer()`` is replaced in one atomic put naming that folder's files and their SHA-256, and
    only then are older copies removed. A reader of the pointer always finds the file it describes.
 3. The serving context of the model version (decile cuts, call-date context) is written only when ``latest``
    moved: the endpoint follows the latest list, never an older rerun.
@@ -314,7 +314,7 @@ def publish_call_list(
     manifest: Mapping[str, Any],
     force: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Commit ``call_lists/dt=<date>/``, then move ``latest`` if the date is not older (or ``force``).
+    """Commit the call-list partition of ``partition_date``, then move ``latest`` if the date is not older (or ``force``).
 
     Returns the committed manifest and the new pointer (None when ``latest`` stayed on a newer list).
     """

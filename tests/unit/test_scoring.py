@@ -78,7 +78,7 @@ def run(lake: Lake, tmp_path: Path, requested: date = DAY, capacity: int | None 
 
 
 def snapshot(lake: Lake) -> dict[str, bytes]:
-    """Every published byte under call_lists/ (partitions, latest copies, pointer, serving contexts)."""
+    """Every published byte of the call lists (partitions, latest copies, pointer, serving contexts)."""
     root = lake.storage.local_path(catalog.call_lists())
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -315,3 +315,19 @@ def test_champion_loading_refuses_missing_and_tampered_models(tmp_path):
     lake.storage.delete("registry/propensity/v0001/model.pkl")
     with pytest.raises(registry.ModelNotFoundError, match="missing"):
         scoring.load_champion(lake)
+
+
+def test_the_published_event_carries_the_paths_and_the_headline(lake, tmp_path, monkeypatch):
+    import prefect.events
+
+    summary = run(lake, tmp_path, delivery_dir=tmp_path / "out")
+    sent: list[dict] = []
+    monkeypatch.setattr(prefect.events, "emit_event", lambda **kwargs: sent.append(kwargs))
+    scoring.announce_call_list_task.fn(summary)
+    (event,) = sent
+    assert event["event"] == "callcast.call_list.published"
+    assert event["resource"] == {"prefect.resource.id": "callcast.model.propensity"}
+    payload = event["payload"]
+    assert payload["headline"] == summary["headline"] and "calling at random" in payload["headline"]
+    assert Path(payload["delivered_to"]).is_file() and Path(payload["path"]).is_file()
+    assert Path(payload["workbook"]).is_file() and payload["latest_moved"] is True
