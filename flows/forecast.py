@@ -35,6 +35,7 @@ from tasks.forecasting import (
     prepare_series_task,
     publish_artifacts,
     publish_task,
+    quiet_libraries,
 )
 
 
@@ -141,6 +142,7 @@ def forecast_sales(
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     log = get_logger()
+    quiet_libraries()
     settings = get_settings(**({"lake_url": lake_url} if lake_url else {}))
     cfg = run_config(
         config or settings.forecast, horizon, folds, candidates, holiday_col if csv_path else None

@@ -31,6 +31,17 @@ from models.forecasting.engine import (
 from models.forecasting.plots import plot_series, representative_series
 from models.forecasting.report import headline_markdown, overall_report, per_series_report
 
+NOISY_LOGGERS = ("distributed", "mlflow", "alembic", "urllib3", "numexpr", "matplotlib")
+
+
+def quiet_libraries() -> None:
+    """Library loggers (Dask's scheduler and nannies, MLflow's database set-up) to WARNING: the terminal shows
+    the run's own progress and summary."""
+    import logging
+
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
 
 def load_demo_history(lake_url: str | None, as_of: date | None) -> tuple[pd.DataFrame, pd.DataFrame, date]:
     """All committed ``raw/sales`` partitions up to ``as_of`` and the products snapshot of that date."""
@@ -193,34 +204,69 @@ def publish_task(
     return doc
 
 
+class ForecastReader:
+    """Serves the latest committed forecast partition of a namespace (the company's or a BYO one).
+
+    The partition's ``forecasts.csv`` is read once per (namespace, partition date) and kept; every call looks
+    at the lake's partitions first, so a newly committed run is served from the next request on (a reader
+    never sees a half-written partition: the manifest is the commit point).
+    """
+
+    def __init__(self, lake: Any = None) -> None:
+        from callcast.lake import open_lake
+
+        self.lake = lake or open_lake()
+        self._cache: dict[str | None, tuple[date, dict[str, pd.DataFrame], dict[str, Any]]] = {}
+
+    def latest(self, namespace: str | None = None) -> tuple[date, dict[str, pd.DataFrame], dict[str, Any]]:
+        """(partition date, rows by series, manifest) of the latest committed partition."""
+        from callcast import catalog
+        from callcast.errors import PartitionNotFoundError
+
+        prefix = catalog.forecasts(namespace)
+        day = self.lake.latest_partition(prefix)
+        if day is None:
+            raise PartitionNotFoundError(
+                f"No committed forecasts in {self.lake.describe(prefix)}: run `callcast forecast` first."
+            )
+        hit = self._cache.get(namespace)
+        if hit is None or hit[0] != day:
+            fc = self.lake.read_csv(prefix, day, "forecasts.csv", dtype={"series_id": str, "model": str})
+            fc["date"] = pd.to_datetime(fc["date"]).dt.strftime("%Y-%m-%d")
+            by = {str(k): g.drop(columns="series_id") for k, g in fc.groupby("series_id", sort=True)}
+            manifest = self.lake.read_manifest(prefix, day)
+            meta = {
+                k: manifest.get(k)
+                for k in ("freq", "horizon", "code_version", "mlflow_run_id", "finished_at")
+            }
+            hit = (day, by, meta)
+            self._cache[namespace] = hit
+        return hit
+
+    def read(self, series_ids: list[str] | None = None, namespace: str | None = None) -> dict[str, Any]:
+        """Rows of some series (all if None) from the latest partition, and the ids it does not hold."""
+        day, by, meta = self.latest(namespace)
+        ids = list(by) if series_ids is None else series_ids
+        series = {s: by[s].to_dict(orient="records") for s in ids if s in by}
+        return {
+            "partition_date": day.isoformat(),
+            "namespace": namespace,
+            **meta,
+            "series": series,
+            "missing": [s for s in ids if s not in by],
+        }
+
+
 def read_forecasts(
     series_ids: list[str] | None = None, namespace: str | None = None, lake: Any = None
 ) -> dict[str, Any]:
     """The latest committed forecast partition's rows for some series (all if ``series_ids`` is None).
 
-    Returns ``{"partition_date", "namespace", "series": {id: [rows]}, "missing": [ids]}``; each row has
-    ``date, forecast, lo80, hi80, lo95, hi95, model``. Raises ``PartitionNotFoundError`` without forecasts.
+    Returns ``{"partition_date", "namespace", "freq", "horizon", ..., "series": {id: [rows]}, "missing":
+    [ids]}``; each row has ``date, forecast, lo80, hi80, lo95, hi95, model``. Raises
+    ``PartitionNotFoundError`` when the namespace has no committed forecasts.
     """
-    from callcast import catalog
-    from callcast.errors import PartitionNotFoundError
-    from callcast.lake import open_lake
-
-    lake = lake or open_lake()
-    prefix = catalog.forecasts(namespace)
-    day = lake.latest_partition(prefix)
-    if day is None:
-        raise PartitionNotFoundError(
-            f"No committed forecasts in {lake.describe(prefix)}: run `callcast forecast` first."
-        )
-    fc = lake.read_csv(prefix, day, "forecasts.csv", dtype={"series_id": str, "model": str})
-    fc["date"] = pd.to_datetime(fc["date"]).dt.strftime("%Y-%m-%d")
-    wanted = fc if series_ids is None else fc[fc["series_id"].isin(series_ids)]
-    series = {
-        str(sid): g.drop(columns="series_id").to_dict(orient="records")
-        for sid, g in wanted.groupby("series_id", sort=True)
-    }
-    missing = [] if series_ids is None else [s for s in series_ids if s not in series]
-    return {"partition_date": day.isoformat(), "namespace": namespace, "series": series, "missing": missing}
+    return ForecastReader(lake).read(series_ids, namespace)
 
 
 @task(name="log-mlflow", cache_policy=NO_CACHE, retries=1)
@@ -228,14 +274,13 @@ def log_mlflow_task(
     tracking_uri: str, experiment: str, params: dict[str, Any], overall: dict[str, Any], files: dict[str, str]
 ) -> str:
     """One MLflow run per retraining: parameters, backtest metrics, reports, fitted models and plots."""
-    import logging
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("mlflow", "alembic", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()
     import mlflow
 
+    quiet_libraries()  # mlflow sets its own logger's level on import
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"forecast-{params.get('partition_date')}") as run:

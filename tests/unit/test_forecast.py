@@ -391,3 +391,38 @@ def test_plan_rules() -> None:
     )
     assert plans["short"].kind == "short" and plans["short"].models == ["mean", "ses"]
     assert plans["full"].models[0] == "snaive" and "seas_ses" in plans["full"].models
+
+
+def test_forecast_reader_serves_the_latest_committed_partition(tmp_path: Path) -> None:
+    from callcast.errors import PartitionNotFoundError
+    from callcast.lake import open_lake
+    from callcast.settings import get_settings
+    from tasks.forecasting import ForecastReader
+
+    lake = open_lake(get_settings(lake_url=str(tmp_path / "lake")))
+    reader = ForecastReader(lake)
+    with pytest.raises(PartitionNotFoundError, match="callcast forecast"):
+        reader.read(["1/ALL"])
+
+    def commit(day: date, value: float, prefix: str = "forecasts") -> None:
+        path = tmp_path / f"fc-{day}-{value}.csv"
+        rows = pd.DataFrame({"series_id": ["1/ALL", "1/ALL", "007"], "date": ["2026-01-01", "2026-01-02"] * 1
+                             + ["2026-01-01"], "forecast": value, "lo80": value - 1, "hi80": value + 1,
+                             "lo95": value - 2, "hi95": value + 2, "model": "seas_ses"})  # fmt: skip
+        rows.to_csv(path, index=False)
+        cols = [
+            {"name": c, "type": "text" if c in ("series_id", "model") else "float"} for c in FORECAST_COLUMNS
+        ]
+        lake.commit_partition(prefix, day, {"forecasts.csv": path}, {"table": "forecasts", "columns": cols,
+                                                                     "horizon": 2})  # fmt: skip
+
+    commit(date(2025, 12, 31), 5.0)
+    got = reader.read(["1/ALL", "007", "nope"])
+    assert got["partition_date"] == "2025-12-31" and got["missing"] == ["nope"] and got["horizon"] == 2
+    assert [r["forecast"] for r in got["series"]["1/ALL"]] == [5.0, 5.0]
+    assert got["series"]["007"][0]["date"] == "2026-01-01"  # ids keep their leading zeros
+    commit(date(2026, 1, 31), 7.0)  # a newer run is served from the next call on
+    assert reader.read(["1/ALL"])["series"]["1/ALL"][0]["forecast"] == 7.0
+    commit(date(2026, 2, 28), 9.0, "forecasts/byo/shop")  # BYO namespaces are separate
+    assert reader.read(["1/ALL"])["partition_date"] == "2026-01-31"
+    assert reader.read(["1/ALL"], namespace="shop")["series"]["1/ALL"][0]["forecast"] == 9.0

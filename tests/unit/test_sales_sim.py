@@ -122,3 +122,55 @@ def test_large_configuration_reaches_ten_million_rows() -> None:
     assert expected_rows(big) >= 10_000_000
     week = pd.concat(iter_sales(big, big.start, big.start + timedelta(days=7)), ignore_index=True)
     assert len(week) / 7 * big.n_days >= 10_000_000
+
+
+# ------------------------------------------------------------------------------ weekly retail panel
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    from demo_company.sales import RetailPanelConfig, make_retail_panel
+
+    return make_retail_panel(RetailPanelConfig(n_stores=6, n_depts=40, seed=3))
+
+
+def test_retail_panel_shape_and_columns(panel: pd.DataFrame) -> None:
+    from demo_company.sales import RetailPanelConfig, make_retail_panel
+
+    assert list(panel.columns) == ["Store", "Dept", "Date", "Weekly_Sales", "IsHoliday"]
+    pairs = panel.groupby(["Store", "Dept"]).ngroups
+    assert 0.8 * 240 <= pairs <= 240  # most store × department pairs exist
+    assert panel["Date"].nunique() == 143 and (panel["Date"].dt.dayofweek == 4).all()  # weeks end on Friday
+    again = make_retail_panel(RetailPanelConfig(n_stores=6, n_depts=40, seed=3))
+    pd.testing.assert_frame_equal(panel, again)  # seeded
+    assert make_retail_panel().groupby(["Store", "Dept"]).ngroups > 2900  # the default: ~3,000 series
+
+
+def test_retail_panel_has_returns_sparse_departments_launches_and_closures(panel: pd.DataFrame) -> None:
+    per = panel.groupby(["Store", "Dept"])
+    assert (per["Weekly_Sales"].min() < 0).sum() >= 3  # returns make some weeks negative
+    weeks = per["Date"].nunique()
+    first, last = per["Date"].min(), per["Date"].max()
+    assert (first > panel["Date"].min()).sum() >= 1  # launched late
+    assert ((last < panel["Date"].max()) & (weeks > 40)).sum() >= 1  # closed early
+    assert (weeks < 0.6 * 143).sum() >= 5  # intermittent departments: many weeks without a row
+
+
+def test_retail_panel_holidays_move_and_lift_sales(panel: pd.DataFrame) -> None:
+    from demo_company.sales import retail_holiday_flags
+
+    flagged = panel.loc[panel["IsHoliday"], "Date"].drop_duplicates().sort_values()
+    # Super Bowl, Labor Day, Thanksgiving, Christmas weeks (ending Friday)
+    assert [d.strftime("%m-%d") for d in flagged][:4] == ["02-12", "09-10", "11-26", "12-31"]
+    assert retail_holiday_flags(pd.DatetimeIndex(["2022-11-25", "2023-11-24", "2023-11-17"])).tolist() == [
+        True, True, False]  # Thanksgiving week moves with the 4th Thursday  # fmt: skip
+    total = panel.groupby("Date")["Weekly_Sales"].sum()
+    week_of = {pd.Timestamp("2022-04-22"), pd.Timestamp("2023-04-14")}  # weeks holding Easter Sunday
+    easter = total[total.index.isin(week_of)].mean()
+    around = total[total.index.isin({d + pd.Timedelta(weeks=k) for d in week_of for k in (-2, 2)})].mean()
+    assert easter > around  # Easter lifts its own (moving) week
+    xmas = total[total.index == pd.Timestamp("2022-12-23")].iloc[0]
+    assert xmas > 1.15 * total.median()
+    # shared department seasonality scaled per store: correlation across stores of one department
+    top = panel[panel["Dept"] == panel.groupby("Dept")["Weekly_Sales"].sum().idxmax()]
+    wide = top.pivot_table(index="Date", columns="Store", values="Weekly_Sales")
+    corr = wide.corr().to_numpy()
+    assert np.nanmedian(corr[np.triu_indices_from(corr, 1)]) > 0.5
