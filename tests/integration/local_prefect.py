@@ -181,6 +181,7 @@ def served(request, tmp_path_factory) -> Served:
         instance.cli("stop", timeout=120, check=False)
         webhook.stop()
 
+    instance.notes["tmp_path_factory"] = tmp_path_factory
     request.config.add_cleanup(shutdown)
     done = instance.cli("serve", timeout=900, check=False)
     instance.serve_output = done.stdout + done.stderr
@@ -189,15 +190,35 @@ def served(request, tmp_path_factory) -> Served:
     return instance
 
 
+def seeded_database(tmp_path_factory) -> Path:
+    """The tiny demo company's SQLite file, built once per session (copy it into a home before use)."""
+    if "database" not in _SHARED:
+        folder = tmp_path_factory.mktemp("seeded")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCAST_")}
+        env["CALLCAST_HOME"] = str(folder)
+        done = subprocess.run(
+            [str(CALLCAST), "seed", "--size", "tiny"], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        _SHARED["database"] = folder / "callcast.db"
+    return _SHARED["database"]
+
+
+def install_database(tmp_path_factory, home: Path) -> None:
+    import shutil
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(seeded_database(tmp_path_factory), home / "callcast.db")
+
+
 def trained(instance: Served) -> dict[str, Any]:
     """A tiny demo company and one `callcast pipeline` run through the served server (champion + list)."""
     if "trained" in instance.notes:
         return instance.notes["trained"]
-    seeded = instance.cli("seed", "--size", "tiny")
+    install_database(instance.notes["tmp_path_factory"], instance.home)
     started = time.monotonic()
     pipeline = instance.cli("pipeline", "--date", DAY0.isoformat(), "--no-forecast", timeout=1500)
     instance.notes["trained"] = {
-        "seed_output": seeded.stdout,
         "pipeline_output": pipeline.stdout + pipeline.stderr,
         "pipeline_seconds": time.monotonic() - started,
     }
