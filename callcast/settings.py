@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callcast.schema import CustomerSchema
 from data_checks.config import ChecksConfig
 from models.analytics.config import AnalyticsSettings
 from models.forecasting.config import ForecastConfig
@@ -195,6 +196,11 @@ class Settings(BaseSettings):
     export: ExportSettings = Field(default_factory=ExportSettings)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     propensity: PropensityConfig = Field(default_factory=PropensityConfig)
+    customer_schema: CustomerSchema = Field(
+        default_factory=CustomerSchema,
+        description="The company's customer columns (extra pre-call columns, dropped ones); checks, training "
+        "and scoring follow it.",
+    )
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -207,6 +213,18 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _one_customer_schema(self) -> Settings:
+        """The top-level customer schema is the only one: the checks and the propensity model follow it."""
+        if self.checks.customer_schema != self.customer_schema:
+            self.checks = self.checks.model_copy(update={"customer_schema": self.customer_schema})
+        if (
+            self.propensity.customer_schema != self.customer_schema
+            or self.customer_schema != CustomerSchema()
+        ):
+            self.propensity = self.propensity.for_schema(self.customer_schema)
+        return self
 
     def resolved_database_url(self) -> str:
         """The source database URL (secret: never log it; use :func:`callcast.database.masked_url`)."""
@@ -226,5 +244,9 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Read the settings now (environment and ``.env``), with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read the settings now (environment and ``.env``), with explicit overrides on top.
+
+    An override given as ``None`` means "not overridden" (``get_settings(lake_url=lake_url)`` reads the
+    environment's lake when the caller got none).
+    """
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
