@@ -281,7 +281,7 @@ def test_failed_commit_keeps_the_previous_version_published(demo_pg, tmp_path, m
         return real_put(key, data)
 
     monkeypatch.setattr(lake.storage, "put_bytes", broken_put)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match=r"Cannot write .*raw/stores: No space left on device"):
         export_table(demo_pg, lake, "stores", DAY1)
     # The old version is still the published one, complete and verified (never hidden, never mixed).
     assert lake.partitions("raw/stores") == [DAY1]
@@ -373,8 +373,10 @@ def test_unparseable_and_unsupported_urls():
 
     with pytest.raises(ConfigurationError, match="Cannot parse the database URL"):
         make_engine("not a url")
-    with pytest.raises(ConfigurationError, match="Unsupported database URL scheme"):
+    with pytest.raises(ConfigurationError, match="Unsupported database 'oracle'"):
         make_engine("oracle+nothere://u:p@h/db")
+    with pytest.raises(ConfigurationError, match="Unsupported database URL scheme 'postgresql\\+nothere'"):
+        make_engine("postgresql+nothere://u:p@h/db")
 
 
 def test_unwritable_lake_fails_clearly(tmp_path):
