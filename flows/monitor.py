@@ -12,13 +12,32 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.monitoring import emit_drift_event_task, monitor_propensity_task, publish_artifact_task
+from tasks.monitoring import (
+    emit_drift_event_task,
+    monitor_forecasts_task,
+    monitor_propensity_task,
+    publish_artifact_task,
+)
 
 
 @flow(name="monitor-propensity", log_prints=True)
 def monitor_propensity(partition_date: date | None = None, lake_url: str | None = None) -> dict[str, Any]:
     """Monitor the propensity champion on the latest (or given) validated export; emit the drift event."""
     result = monitor_propensity_task(partition_date, lake_url)
+    document = result["document"]
+    emitted = emit_drift_event_task(document, result["location"])
+    publish_artifact_task(result["markdown"], document["model"], document["partition_date"])
+    print(verdict_line(document, result["location"]))
+    return {"document": document, "location": result["location"], "event_emitted": emitted}
+
+
+@flow(name="monitor-forecasts", log_prints=True)
+def monitor_forecasts(partition_date: date | None = None, lake_url: str | None = None) -> dict[str, Any]:
+    """Committed forecasts against the actual sales that arrived since, per series group; emit the event."""
+    result = monitor_forecasts_task(partition_date, lake_url)
+    if result is None:
+        print("forecast monitoring: no committed forecasts yet")
+        return {"document": None, "event_emitted": False}
     document = result["document"]
     emitted = emit_drift_event_task(document, result["location"])
     publish_artifact_task(result["markdown"], document["model"], document["partition_date"])

@@ -329,9 +329,9 @@ def latest_call_list_ids(lake: Lake) -> list[int] | None:
 # -- one monitoring run -----------------------------------------------------------------------------------
 
 
-def previous_documents(lake: Lake, before: date, limit: int = 90) -> list[dict[str, Any]]:
+def previous_documents(lake: Lake, before: date, limit: int = 90, model: str = MODEL) -> list[dict[str, Any]]:
     """drift.json of earlier monitoring runs, oldest first."""
-    prefix = catalog.monitoring(MODEL)
+    prefix = catalog.monitoring(model)
     days = [d for d in lake.partitions(prefix) if d < before][-limit:]
     return [json.loads(lake.read_bytes(prefix, d, DRIFT_JSON)) for d in days]
 
@@ -452,6 +452,86 @@ def monitor_propensity(
     }
 
 
+FORECAST_MODEL = "forecast"
+
+
+def monitor_forecasts(lake: Lake, partition_date: date, settings, workdir: Path) -> dict[str, Any] | None:
+    """Error of the latest committed forecasts on the actual sales known by ``partition_date``, per series group.
+
+    Returns None (and logs why) when no forecasts were committed before that day.
+    """
+    from models.forecasting.data import prepare_demo_series
+    from models.monitoring.forecast import cell_errors, forecast_alarm, group_drift, series_errors
+    from models.monitoring.report import forecast_html, forecast_markdown
+    from tasks.forecasting import load_demo_history
+
+    log = get_logger()
+    config: MonitoringConfig = settings.monitoring
+    origin = lake.latest_partition(catalog.forecasts(), partition_date)
+    if origin is None:
+        log.info("forecast monitoring: no committed forecasts up to %s; nothing to compare", partition_date)
+        return None
+    forecasts = lake.read_csv(catalog.forecasts(), origin, "forecasts.csv")
+    backtest = lake.read_csv(catalog.forecasts(), origin, "backtest_series.csv")
+    sales, products, _ = load_demo_history(settings.lake_url, partition_date)
+    actuals = prepare_demo_series(sales, products, "D", settings.forecast)
+    actuals = actuals[pd.to_datetime(actuals["date"]) > pd.Timestamp(origin)]
+    cells = cell_errors(forecasts, actuals, backtest)
+    per_series = series_errors(cells)
+    groups = group_drift(cells, config)
+    alarm = forecast_alarm(groups, config)
+    history = previous_documents(lake, partition_date, model=FORECAST_MODEL)
+    verdict = decide([alarm], [bool(d.get("alarm_today")) for d in history], config)
+    document = clean_json(
+        {
+            "model": FORECAST_MODEL,
+            "forecast_partition": origin.isoformat(),
+            "partition_date": partition_date.isoformat(),
+            "drift_detected": verdict.drift_detected,
+            "status": verdict.status,
+            "alarm_today": verdict.alarm_today,
+            "consecutive_alarms": verdict.consecutive,
+            "reasons": verdict.reasons,
+            "notes": verdict.notes,
+            "features": groups,
+            "prediction_psi": None,
+            "performance": {
+                "realised": {
+                    "series": int(len(per_series)),
+                    "cells": int(per_series["cells"].sum()) if len(per_series) else 0,
+                    "error_ratio": float(cells["abs_err"].sum() / cells["backtest_wmae"].sum())
+                    if len(cells)
+                    else None,
+                    "median_series_error_ratio": float(per_series["ratio"].median())
+                    if len(per_series)
+                    else None,
+                    "coverage80": float(per_series["coverage80"].mean()) if len(per_series) else None,
+                },
+                "estimated": None,
+            },
+            "thresholds": config.model_dump(
+                include={"forecast_error_ratio", "p_value", "min_forecast_cells", "persistence_days"}
+            ),
+            "started_at": utc_now_iso(),
+            "code_version": code_version(),
+        }
+    )
+    files = {DRIFT_JSON: workdir / f"forecast-{DRIFT_JSON}", DRIFT_HTML: workdir / f"forecast-{DRIFT_HTML}"}
+    files[DRIFT_JSON].write_text(json.dumps(document, indent=2))
+    files[DRIFT_HTML].write_text(forecast_html(document))
+    prefix = catalog.monitoring(FORECAST_MODEL)
+    lake.commit_partition(
+        prefix,
+        partition_date,
+        files,
+        {"table": f"monitoring/{FORECAST_MODEL}", "rows": len(groups), "source": "monitoring",
+         "drift_detected": verdict.drift_detected, "code_version": code_version()},
+    )  # fmt: skip
+    location = lake.describe(lake.data_file(prefix, partition_date, DRIFT_HTML))
+    log.info("forecast monitoring on %s (forecasts of %s): %s", partition_date, origin, verdict.status)
+    return {"document": document, "location": location, "markdown": forecast_markdown(document)}
+
+
 # -- Prefect tasks ----------------------------------------------------------------------------------------
 
 
@@ -471,6 +551,26 @@ def monitor_propensity_task(
         raise PartitionNotFoundError("No customers export to monitor: run `callcast export` first.")
     with tempfile.TemporaryDirectory(prefix="callcast-monitor-") as workdir:
         return monitor_propensity(lake, day, settings, Path(workdir), reason)
+
+
+@task(name="monitor-forecasts", cache_policy=NO_CACHE)
+def monitor_forecasts_task(
+    partition_date: date | None = None, lake_url: str | None = None
+) -> dict[str, Any] | None:
+    """One forecast monitoring run on the sales known by the latest (or given) export."""
+    from callcast.runtime import company_today
+
+    settings = _settings(lake_url)
+    lake = open_lake(settings)
+    day = partition_date or lake.latest_partition(catalog.raw("sales"), company_today(settings))
+    if day is None:
+        from callcast.errors import PartitionNotFoundError
+
+        raise PartitionNotFoundError(
+            "No sales export to monitor the forecasts with: run `callcast export` first."
+        )
+    with tempfile.TemporaryDirectory(prefix="callcast-monitor-forecast-") as workdir:
+        return monitor_forecasts(lake, day, settings, Path(workdir))
 
 
 @task(name="emit-drift-event", cache_policy=NO_CACHE)

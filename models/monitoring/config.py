@@ -53,7 +53,7 @@ class MonitoringConfig(BaseModel):
         default=1.5,
         gt=1,
         description="Forecast decay when a series group's live error reaches this multiple of its backtest error "
-        "(median over its series, one-sided Wilcoxon p < p_value).",
+        "(and a one-sided test gives p < p_value).",
     )
     min_forecast_cells: int = Field(
         default=100, ge=1, description="Fewest series-days with actuals for a forecast alarm."

@@ -189,3 +189,41 @@ tr.drifted{{background:#f8d7da}}tr.warning{{background:#fff3cd}}img{{max-width:1
 {imgs}
 </body></html>
 """
+
+
+def forecast_markdown(document: Mapping[str, Any]) -> str:
+    """The forecast monitoring summary: verdict, reasons, one row per series group."""
+    verdict = "DRIFT DETECTED" if document["drift_detected"] else document.get("status", "ok").upper()
+    lines = [
+        f"# Monitoring forecasts {document.get('forecast_partition', '')} — {document['partition_date']}: **{verdict}**",
+        "",
+        *[f"- alarm: {r}" for r in document.get("reasons", [])],
+        *[f"- note: {n}" for n in document.get("notes", [])],
+        "",
+        "| series group | series | series-days | live / backtest error (median) | p-value | 80% coverage | drifted |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for g in document.get("features", []):
+        lines.append(
+            f"| {g['name']} | {g['series']} | {g['cells']} | {_fmt(g['statistic'], 2)} | {_fmt(g['p_value'], 3)} "
+            f"| {_fmt(g.get('coverage80'), 2)} | {'yes' if g['drifted'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def forecast_html(document: Mapping[str, Any]) -> str:
+    """The forecast summary as a small HTML page."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(g['name'])}</td><td>{g['series']}</td><td>{g['cells']}</td><td>{_fmt(g['statistic'], 2)}</td>"
+        f"<td>{_fmt(g['p_value'], 3)}</td><td>{_fmt(g.get('coverage80'), 2)}</td><td>{'yes' if g['drifted'] else 'no'}</td></tr>"
+        for g in document.get("features", [])
+    )
+    items = "".join(f"<li>{e(x)}</li>" for x in [*document.get("reasons", []), *document.get("notes", [])])
+    verdict = "DRIFT DETECTED" if document["drift_detected"] else document.get("status", "ok").upper()
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Forecast monitoring {e(document['partition_date'])}"
+        f"</title></head><body><h1>Forecasts — {e(document['partition_date'])}: {e(verdict)}</h1><ul>{items}</ul>"
+        "<table><tr><th>series group</th><th>series</th><th>series-days</th><th>live/backtest error</th>"
+        f"<th>p-value</th><th>80% coverage</th><th>drifted</th></tr>{rows}</table></body></html>\n"
+    )

@@ -126,3 +126,51 @@ def test_settings_decide_the_alarm(prefect_harness, small_lake, commit_validated
     # yesterday's run (the min-sample one) raised no alarm, so today's alarm waits for a second day
     assert doc["alarm_today"] and doc["status"] == "pending" and not doc["drift_detected"]
     assert doc["thresholds"]["psi_act"] == 0.2
+
+
+@pytest.mark.integration
+def test_forecast_monitoring_compares_committed_forecasts_with_arriving_sales(
+    prefect_harness, callcast_home, commit_validated_partition, tmp_path
+):
+    import pandas as pd
+
+    from demo_company.database import sales_config
+    from demo_company.sales import iter_sales, make_products
+    from flows.monitor import monitor_forecasts
+    from models.forecasting.data import prepare_demo_series
+
+    lake = open_lake()
+    cfg = sales_config("tiny", 5)
+    sales = pd.concat(list(iter_sales(cfg, chunk_days=30)), ignore_index=True)
+    products = make_products(cfg)
+    day = pd.to_datetime(sales["sale_date"]).max().date()
+    origin = day - timedelta(days=14)
+    commit_validated_partition(lake, "sales", sales, day)
+    commit_validated_partition(lake, "products", products, day)
+    series = prepare_demo_series(sales, products, "D")
+    after = series[pd.to_datetime(series["date"]) > pd.Timestamp(origin)]
+
+    def commit_forecasts(error_scale: float) -> None:
+        rng = np.random.default_rng(0)
+        fc = after[["series_id", "date"]].copy()
+        fc["forecast"] = after["y"].to_numpy() + rng.normal(0, 1.0, len(after)) * error_scale
+        fc["lo80"], fc["hi80"] = fc["forecast"] - 1.3, fc["forecast"] + 1.3
+        fc["lo95"], fc["hi95"], fc["model"] = fc["forecast"] - 2, fc["forecast"] + 2, "test"
+        backtest = pd.DataFrame({"series_id": after["series_id"].unique(), "wmae": 0.8})
+        files = {
+            "forecasts.csv": tmp_path / "forecasts.csv",
+            "backtest_series.csv": tmp_path / "backtest_series.csv",
+        }
+        fc.to_csv(files["forecasts.csv"], index=False)
+        backtest.to_csv(files["backtest_series.csv"], index=False)
+        lake.commit_partition(catalog.forecasts(), origin, files, {"table": "forecasts"})
+
+    commit_forecasts(1.0)
+    calm = monitor_forecasts(partition_date=day)["document"]
+    assert calm["model"] == "forecast" and calm["forecast_partition"] == origin.isoformat()
+    assert calm["drift_detected"] is False and calm["performance"]["realised"]["cells"] >= 100
+    assert 0.7 < calm["performance"]["realised"]["error_ratio"] < 1.4
+    commit_forecasts(4.0)  # the same forecasts, four times as wrong
+    worse = monitor_forecasts(partition_date=day)
+    assert worse["document"]["drift_detected"] is True and worse["event_emitted"] is True
+    assert all(g["drifted"] for g in worse["document"]["features"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.monitoring.config import MonitoringConfig
-from models.monitoring.forecast import forecast_alarm, group_drift, series_errors
+from models.monitoring.forecast import cell_errors, forecast_alarm, group_drift, series_errors
 
 
 def _frames(n_series: int, days: int, error_scale: dict[str, float], seed: int = 0):
@@ -41,7 +41,7 @@ def test_live_error_ratio_by_hand():
     )
     a = pd.DataFrame({"series_id": ["a"] * 2, "date": ["2026-01-01", "2026-01-02"], "y": [13.0, 9.0]})
     b = pd.DataFrame({"series_id": ["a"], "wmae": [1.0]})
-    per = series_errors(f, a, b)
+    per = series_errors(cell_errors(f, a, b))
     row = per.iloc[0]
     assert row["cells"] == 2 and row["live_mae"] == pytest.approx(2.0) and row["ratio"] == pytest.approx(2.0)
     assert row["coverage80"] == pytest.approx(0.5) and row["group"] == "all"
@@ -50,7 +50,7 @@ def test_live_error_ratio_by_hand():
 def test_a_group_whose_errors_tripled_drifts_the_other_does_not():
     config = MonitoringConfig()
     f, a, b = _frames(40, 14, {"stores": 3.0, "products": 1.0})
-    groups = {g["name"]: g for g in group_drift(series_errors(f, a, b), config)}
+    groups = {g["name"]: g for g in group_drift(cell_errors(f, a, b), config)}
     assert (
         groups["stores"]["drifted"]
         and groups["stores"]["statistic"] > 2.5
@@ -64,6 +64,6 @@ def test_a_group_whose_errors_tripled_drifts_the_other_does_not():
 def test_no_forecast_alarm_below_the_minimum_cells():
     config = MonitoringConfig(min_forecast_cells=10_000)
     f, a, b = _frames(40, 14, {"stores": 3.0, "products": 3.0})
-    groups = group_drift(series_errors(f, a, b), config)
+    groups = group_drift(cell_errors(f, a, b), config)
     alarm = forecast_alarm(groups, config)
     assert not alarm.fired and "minimum 10,000" in alarm.notes[0]
