@@ -128,6 +128,14 @@ def test_export_completed_event_starts_validation_for_that_table_and_date(prefec
         "event": "callcast.export.completed",
         "resource": {"prefect.resource.id": "callcast.table.sales"},
         "payload": {"table": "sales", "partition_date": "2026-11-24", "rows": 10},
+        # as emitted from a run of the daily-export deployment (the chain ignores CLI and pipeline exports)
+        "related": [
+            {
+                "prefect.resource.id": "prefect.deployment.00000000-0000-0000-0000-000000000001",
+                "prefect.resource.role": "deployment",
+                "prefect.resource.name": "daily-export",
+            }
+        ],
     }
     runs = _emit_and_watch(prefect_server, [event], "validate-exports", wait=60)
     assert len(runs) == 1, runs

@@ -91,3 +91,10 @@ def test_the_daily_chain_runs_by_events_one_run_at_a_time(project):
         assert by_name[name]["concurrency_limit"]["limit"] == 1, name
     assert by_name["daily-export"]["schedules"][0]["cron"] == "0 5 * * *"
     assert "schedules" not in by_name["daily-pipeline"]  # a one-click rerun of a day, never on a clock
+    # only the chain's own runs drive it: a CLI export or the pipeline (which checks and scores itself) do not
+    validate = by_name["validate-exports"]["triggers"][0]
+    assert validate["match_related"] == {
+        "prefect.resource.role": "deployment",
+        "prefect.resource.name": "daily-export",
+    }
+    assert trigger["match_related"]["prefect.resource.name"] == "validate-exports"
