@@ -282,6 +282,7 @@ def prepare_chunks(
 
 def score_chunk_file(model: Any, chunk_path: str | Path, keep: int | None) -> dict[str, Any]:
     """Score one chunk file: all probabilities to ``.probs.npy``, the ``keep`` best rows to ``.top.parquet``."""
+    rules.check_capacity(keep)
     chunk_path = Path(chunk_path)
     rows = pd.read_parquet(chunk_path)
     p = rules.predict(model, rows)
@@ -421,6 +422,7 @@ def build_call_list(
 ) -> dict[str, Any]:
     """Merge chunks, rank, cut, add deciles, bands and reasons; write CSV + workbook; publish; deliver."""
     log = get_logger()
+    rules.check_capacity(capacity)
     started = utc_now_iso()
     model, info = load_champion(lake, model_version)
     candidates, probs = merge_scored(scored, capacity)
