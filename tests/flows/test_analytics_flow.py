@@ -102,18 +102,19 @@ def _champion(lake, customers, contacts):
 
 
 def test_analytics_flows_publish_reports_from_validated_exports(
-    prefect_harness, callcast_home, commit_validated_partition
+    prefect_harness, callcast_home, commit_validated_partition, monkeypatch
 ):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.analytics import analytics, customer_segmentation
+    from flows.analytics import AnalysesFailed, analytics, customer_segmentation
 
+    monkeypatch.setenv("CALLCAST_ANALYTICS__SEGMENT_K_MAX", "5")  # the flow reads its settings section
     lake = open_lake()
     customers, contacts, listed, listed_sales = _people(commit_validated_partition, lake)
 
     # No sales exported yet: the sales analysis fails, the other two are still published, the run fails.
-    with pytest.raises(RuntimeError, match="1 of 3 analyses failed \\(sales\\)"):
+    with pytest.raises(AnalysesFailed, match="1 of 3 analyses failed \\(sales: .*No exported sales"):
         analytics(as_of=AS_OF)
     assert lake.has_partition(catalog.analytics("segmentation"), AS_OF)
     assert lake.has_partition(catalog.analytics("campaign"), AS_OF)
@@ -152,6 +153,7 @@ def test_analytics_flows_publish_reports_from_validated_exports(
     profiles = read("segmentation", "segment_profiles.csv")
     assert profiles["champion_mean_score"].between(0, 1).all()
     assert profiles["customers"].sum() == len(customers)
+    assert read("segmentation", "segment_k_search.csv")["k"].tolist() == [2, 3, 4, 5]
 
     # Campaign: the lift joins the call list to the later outcomes of listed customers.
     lift = read("campaign", "call_list_lift.csv").iloc[0]
