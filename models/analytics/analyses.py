@@ -271,7 +271,8 @@ def campaign_analysis(
     )
     for r in diffs.itertuples(index=False):
         out.facts.append(
-            f"{r.channel} converts {r.difference:+.1%} against {r.reference} (95% {r.lo95:+.1%} to {r.hi95:+.1%})."
+            f"{r.channel} converts {100 * r.difference:+.1f} percentage points against {r.reference} "
+            f"(95% {100 * r.lo95:+.1f} to {100 * r.hi95:+.1f})."
         )
     out.facts.append(
         f"Each further call converts {fit.per_call_factor:.0%} of the previous one (decay {fit.decay:.3f}, 95% "
