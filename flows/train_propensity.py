@@ -7,13 +7,16 @@ from datetime import date
 from typing import Any
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
+from callcast.runtime import dask_task_runner
+from flows.candidate_search import search_candidates
 from models.propensity.config import Profile
+from tasks.candidate_search import read_config_task, train_from_search_task
 from tasks.training import (
     build_training_table_task,
     find_trained_version_task,
     register_and_gate_task,
-    train_candidates_task,
     unchanged_summary,
 )
 
@@ -29,11 +32,14 @@ def train_propensity(
     as_of: date | None = None,
     lake_url: str | None = None,
     reason: str = "schedule",
+    use_dask: bool | None = None,
 ) -> dict[str, Any]:
     """Train the propensity model on the latest validated exports; promote it if it beats the champion.
 
     ``reason`` records why the run started (``schedule``, ``drift`` from the monitoring trigger, ``manual``);
-    every reason goes through the same promotion gate.
+    every reason goes through the same promotion gate. ``use_dask`` (default: on when ``CALLCAST_DASK_ADDRESS``
+    names a cluster, or for the ``large`` profile) runs the candidate search's trials on Dask; the result is the
+    same as in-process for the same seed.
     """
     print(f"propensity training started (reason: {reason}, profile: {profile})")
     from prefect.artifacts import create_markdown_artifact
@@ -49,7 +55,20 @@ def train_propensity(
             summary = unchanged_summary(existing, lake_url)
             print(f"propensity: {summary['reasons'][0]}")
             return {k: v for k, v in summary.items() if k != "card"}
-        result_path = train_candidates_task(built["table_path"], profile)
+        config = read_config_task()
+        use_dask = bool(settings.dask_address) or profile == "large" if use_dask is None else use_dask
+        runner, label = (
+            (
+                dask_task_runner(settings.dask_address, settings.dask_workers),
+                f"dask {settings.dask_address or f'local cluster, {settings.dask_workers} workers'}",
+            )
+            if use_dask
+            else (ThreadPoolTaskRunner(max_workers=1), "in-process")
+        )
+        search = search_candidates.with_options(task_runner=runner)(
+            built["table_path"], workdir, profile, config, settings.resolved_mlflow_uri(), label
+        )
+        result_path = train_from_search_task(built["table_path"], search["path"], profile, config)
         summary = register_and_gate_task(
             built["table_path"],
             result_path,

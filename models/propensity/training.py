@@ -129,6 +129,76 @@ def window_auc(
     return decision_metrics(stats)["within_date_auc"]
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One search trial: a candidate (estimator on a feature set) with one parameter setting of its search."""
+
+    candidate: str
+    index: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """A candidate's search, however it ran (serially here, or as mapped trials on a Dask cluster)."""
+
+    params: dict[str, Any]
+    selection_auc: float
+    selection_windows: list[float]
+    n_tried: int
+    seconds: float = 0.0
+
+
+def search_plan(config: PropensityConfig, profile: Profile) -> list[Trial]:
+    """Every trial of a profile's search, in the order the serial search tries them."""
+    specs = config.candidates_for(profile)
+    if not specs:
+        raise ValueError(f"no propensity candidate is enabled for profile {profile!r}")
+    return [
+        Trial(c.name, i, params)
+        for c in specs
+        for i, params in enumerate(parameter_settings(c, config, profile))
+    ]
+
+
+def training_part(
+    table: pd.DataFrame, config: PropensityConfig
+) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
+    """The rows candidates are chosen on (everything before the chronological holdout): X, y, dates."""
+    dates = pd.to_datetime(table["contact_date"]).reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    y = table["y"].to_numpy(dtype=int)
+    split = chronological_holdout(dates, config.holdout_fraction)
+    return table.iloc[split.train], y[split.train], dates.iloc[split.train]
+
+
+def score_setting(
+    candidate: Candidate,
+    params: dict[str, Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    dates: pd.Series,
+    config: PropensityConfig,
+) -> list[float]:
+    """Within-date AUC of one parameter setting on each selection window (training rows only)."""
+    windows = rolling_origin(dates, config.selection_origins, config.selection_horizon)
+    if len(windows) < 2:
+        raise ValueError("fewer than two selection windows: add contacts or selection_origins")
+    return [float(window_auc(candidate, params, X, y, dates, w, config)) for w in windows]
+
+
+def best_setting(
+    settings: list[dict[str, Any]], scores: list[list[float]]
+) -> tuple[dict[str, Any], float, list[float]]:
+    """The setting with the best mean window AUC; the earlier one wins ties (the search's order decides)."""
+    best: tuple[float, dict[str, Any], list[float]] = (-np.inf, {}, [])
+    for params, windows in zip(settings, scores, strict=True):
+        score = float(np.nanmean(windows))
+        if score > best[0] + 1e-12:
+            best = (score, dict(params), [float(s) for s in windows])
+    return best[1], best[0], best[2]
+
+
 def search_candidate(
     candidate: Candidate,
     X: pd.DataFrame,
@@ -141,17 +211,28 @@ def search_candidate(
 
     Returns the best parameters, their mean within-date AUC, the per-window figures and settings tried.
     """
-    windows = rolling_origin(dates, config.selection_origins, config.selection_horizon)
-    if len(windows) < 2:
-        raise ValueError("fewer than two selection windows: add contacts or selection_origins")
     settings = parameter_settings(candidate, config, profile)
-    best: tuple[float, dict[str, Any], list[float]] = (-np.inf, {}, [])
-    for params in settings:
-        scores = [window_auc(candidate, params, X, y, dates, w, config) for w in windows]
-        score = float(np.nanmean(scores))
-        if score > best[0] + 1e-12:
-            best = (score, dict(params), [float(s) for s in scores])
-    return best[1], best[0], best[2], len(settings)
+    scores = [score_setting(candidate, params, X, y, dates, config) for params in settings]
+    params, score, per_window = best_setting(settings, scores)
+    return params, score, per_window, len(settings)
+
+
+def _searched(
+    candidate: Candidate,
+    searched: dict[str, SearchOutcome] | None,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    dates: pd.Series,
+    config: PropensityConfig,
+    profile: Profile,
+) -> tuple[dict[str, Any], float, list[float], int, float]:
+    """A search done elsewhere (``searched``), or this candidate's search now; plus its seconds."""
+    if searched is not None and candidate.name in searched:
+        s = searched[candidate.name]
+        return s.params, s.selection_auc, list(s.selection_windows), s.n_tried, s.seconds
+    t0 = time.perf_counter()
+    params, score, per_window, tried = search_candidate(candidate, X, y, dates, config, profile)
+    return params, score, per_window, tried, time.perf_counter() - t0
 
 
 def fit_final(
@@ -181,15 +262,18 @@ def train_propensity_model(
     config: PropensityConfig | None = None,
     profile: Profile = "quick",
     log: Callable[[str], None] | None = None,
+    searched: dict[str, SearchOutcome] | None = None,
 ) -> TrainingResult:
     """Select on the training part, measure on the holdout and rolling windows, refit on every row.
 
     ``table`` is :func:`models.propensity.features.build_training_table`'s output (oldest first). Runs with
     ``config.threads`` OpenMP/BLAS threads (forests still use ``config.n_jobs`` joblib threads).
+    ``searched`` holds candidate searches already done (e.g. as trials on a Dask cluster, by name); the
+    others are searched here, one after the other. Both ways give the same result for the same seed.
     """
     config = config or PropensityConfig()
     with threadpool_limits(limits=config.threads):
-        return _train_all(table, config, profile, log or (lambda message: None))
+        return _train_all(table, config, profile, log or (lambda message: None), searched)
 
 
 def _result(
@@ -227,7 +311,11 @@ def _result(
 
 
 def _train_all(
-    table: pd.DataFrame, config: PropensityConfig, profile: Profile, log: Callable[[str], None]
+    table: pd.DataFrame,
+    config: PropensityConfig,
+    profile: Profile,
+    log: Callable[[str], None],
+    searched: dict[str, SearchOutcome] | None = None,
 ) -> TrainingResult:
     started = time.perf_counter()
     dates = pd.to_datetime(table["contact_date"]).reset_index(drop=True)
@@ -242,10 +330,10 @@ def _train_all(
         raise ValueError(f"no propensity candidate is enabled for profile {profile!r}")
     notes: list[str] = []
     for i, candidate in enumerate(specs, 1):
-        t0 = time.perf_counter()
-        params, sel_auc, per_window, tried = search_candidate(
-            candidate, X_train, y_train, d_train, config, profile
+        params, sel_auc, per_window, tried, search_s = _searched(
+            candidate, searched, X_train, y_train, d_train, config, profile
         )
+        t0 = time.perf_counter() - search_s
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             r = _result(
@@ -280,10 +368,10 @@ def _train_all(
     baseline = next((r for r in results if r.name == BASELINE_CANDIDATE), None)
     if baseline is None:
         spec = config.candidate(BASELINE_CANDIDATE)
-        t0 = time.perf_counter()
-        params, sel_auc, per_window, tried = search_candidate(
-            spec, X_train, y_train, d_train, config, profile
+        params, sel_auc, per_window, tried, search_s = _searched(
+            spec, searched, X_train, y_train, d_train, config, profile
         )
+        t0 = time.perf_counter() - search_s
         baseline = _result(
             spec,
             params,

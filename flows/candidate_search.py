@@ -1,0 +1,44 @@
+"""Subflow: plan the propensity candidate search -> one trial per task (mapped) -> best per candidate -> MLflow.
+
+The task runner is the caller's choice (``search_candidates.with_options(task_runner=...)``): in-process one
+trial at a time, or prefect-dask's ``DaskTaskRunner`` (a local cluster, or ``CALLCAST_DASK_ADDRESS``). Either way
+the best setting per candidate, and so the trained model, is the same for the same seed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, unmapped
+
+from models.propensity.config import Profile, PropensityConfig
+from tasks.candidate_search import (
+    collect_search_task,
+    log_search_task,
+    plan_search_task,
+    search_trial_task,
+)
+
+
+@flow(name="propensity-candidate-search")
+def search_candidates(
+    table_path: str,
+    workdir: str,
+    profile: Profile,
+    config: PropensityConfig,
+    tracking_uri: str | None = None,
+    runner: str = "in-process",
+) -> dict[str, Any]:
+    """Score every (candidate, setting) trial of ``profile`` on the training part's selection windows.
+
+    Returns the summary: where the best settings are pickled (``path``), trials, processes, seconds, the
+    best setting per candidate and the MLflow parent run (one nested run per trial).
+    """
+    t0 = time.perf_counter()
+    plan = plan_search_task(config, profile)
+    futures = search_trial_task.map(unmapped(table_path), plan, unmapped(config))
+    trials = [f.result() for f in futures]
+    summary = collect_search_task(workdir, trials, runner, time.perf_counter() - t0)
+    summary["mlflow_run_id"] = log_search_task(tracking_uri, trials, summary, profile, config)
+    return summary
