@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Profile = Literal["quick", "full"]
+Profile = Literal["quick", "full", "large"]
+"""Search profiles: ``quick`` (the demo), ``full`` (the daily retraining), ``large`` (more candidates and
+trials for a big company: meant for a Dask cluster, see flows.train_propensity's ``use_dask``)."""
 
 BASE_CATEGORICAL = ["job", "marital", "education", "default", "housing", "loan", "contact", "poutcome"]
 BASE_NUMERIC = ["age", "balance", "campaign", "previous"]
@@ -29,7 +31,7 @@ class Candidate(BaseModel):
     feature_set: str
     grid: dict[str, list[Any]]
     profiles: list[Profile] = Field(
-        default_factory=lambda: ["quick", "full"],
+        default_factory=lambda: ["quick", "full", "large"],
         description="Search profiles that try this candidate; [] = buildable by name but never searched.",
     )
     calibration: Literal["sigmoid", "none"] | None = Field(
@@ -135,6 +137,15 @@ _HGB_GRID = {
 }
 
 
+# The large profile's forests: deeper trees and smaller leaves are worth trying on a big company's data.
+_RF_LARGE_GRID = {
+    "model__n_estimators": [80],
+    "model__max_depth": [8, 12, 16],
+    "model__min_samples_leaf": [15, 30, 60],
+    "model__max_features": [0.3, 0.5, 0.7],
+}
+
+
 _HGB_MONO_GRID = {
     "model__learning_rate": [0.05, 0.1],
     "model__max_iter": [100],
@@ -167,7 +178,7 @@ def _default_candidates() -> list[Candidate]:
             feature_set="interactions_te",
             grid=_LOGREG_GRID,
             target_encode=["job_x_education"],
-            profiles=["full"],
+            profiles=["full", "large"],
         ),
         Candidate(
             name="hist_gb/monotone",
@@ -183,7 +194,23 @@ def _default_candidates() -> list[Candidate]:
             grid=_HGB_MONO_GRID,
             monotonic={"prev_success": 1},
             calibration="none",
-            profiles=["full"],
+            profiles=["full", "large"],
+        ),
+        # large only: forests with a wider grid (27 settings, 16 sampled) -- too slow for one process daily
+        Candidate(
+            name="random_forest/customer",
+            estimator="random_forest",
+            feature_set="customer",
+            grid=_RF_LARGE_GRID,
+            profiles=["large"],
+        ),
+        Candidate(
+            name="random_forest/monotone_context",
+            estimator="random_forest",
+            feature_set="monotone_context",
+            grid=_RF_LARGE_GRID,
+            calibration="none",
+            profiles=["large"],
         ),
     ]
     grids = {"logreg": _LOGREG_GRID, "random_forest": _RF_GRID, "hist_gb": _HGB_GRID}
@@ -212,7 +239,7 @@ class PropensityConfig(BaseModel):
     feature_sets: dict[str, FeatureSet] = Field(default_factory=_default_feature_sets)
     candidates: list[Candidate] = Field(default_factory=_default_candidates)
     search_iterations: dict[str, int] = Field(
-        default_factory=lambda: {"quick": 2, "full": 6},
+        default_factory=lambda: {"quick": 2, "full": 6, "large": 16},
         description="Parameter settings tried per candidate (seeded random search).",
     )
     selection_origins: list[float] = Field(
