@@ -6,12 +6,16 @@ SQLAlchemy), so the model code reads the same names as the published dataset.
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -130,3 +134,61 @@ BANK_CATEGORIES: dict[str, tuple[str, ...]] = {
     "poutcome": ("unknown", "other", "failure", "success"),
     "y": ("yes", "no"),
 }
+
+
+class SchemaColumn(BaseModel):
+    """A customer attribute a company has beyond the UCI columns, known before any call."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    kind: Literal["categorical", "numeric"] = "numeric"
+    nullable: bool = Field(default=False, description="Whether the column may be empty (NULL).")
+
+
+class CustomerSchema(BaseModel):
+    """The company's customer columns: the UCI ones, minus ``dropped_columns``, plus ``extra_columns``.
+
+    Set through ``CALLCAST_CUSTOMER_SCHEMA__EXTRA_COLUMNS`` (JSON list of ``{name, kind, nullable}``) and
+    ``CALLCAST_CUSTOMER_SCHEMA__DROPPED_COLUMNS`` (JSON list of names). Every extra column is declared known
+    before a call; the data checks, the training table and the model's feature sets follow.
+    """
+
+    extra_columns: list[SchemaColumn] = Field(default_factory=list)
+    dropped_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("dropped_columns")
+    @classmethod
+    def _droppable(cls, value: list[str]) -> list[str]:
+        allowed = set(PRE_CALL_COLUMNS["customers"])
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise ValueError(
+                f"only customer attributes can be dropped ({', '.join(sorted(allowed))}); got {bad}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_clash(self) -> CustomerSchema:
+        taken = {c.name for t in (customers, campaign_contacts) for c in t.c} - set(self.dropped_columns)
+        for column in self.extra_columns:
+            if column.name in taken or column.name in ("duration", "pdays"):
+                raise ValueError(f"extra column {column.name!r} clashes with an existing or forbidden column")
+        return self
+
+    def customer_columns(self) -> list[str]:
+        """Pre-call customer attributes, in table order (``customer_id`` excluded)."""
+        kept = [c for c in PRE_CALL_COLUMNS["customers"] if c not in self.dropped_columns]
+        return kept + [c.name for c in self.extra_columns]
+
+    def pre_call_columns(self) -> dict[str, tuple[str, ...]]:
+        return {**PRE_CALL_COLUMNS, "customers": tuple(self.customer_columns())}
+
+    def customers_table(self, into: MetaData | None = None) -> Table:
+        """The ``customers`` table of this schema (a copy in ``into``; the default schema gives the same columns)."""
+        into = into if into is not None else MetaData()
+        columns = [c._copy() for c in customers.c if c.name not in self.dropped_columns]
+        at = [c.name for c in columns].index("opted_out")
+        extra = [
+            Column(c.name, String(64) if c.kind == "categorical" else Float, nullable=c.nullable)
+            for c in self.extra_columns
+        ]
+        return Table("customers", into, *columns[:at], *extra, *columns[at:])

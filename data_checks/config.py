@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from callcast.schema import CustomerSchema
+
 Severity = Literal["critical", "warning"]
 
 
@@ -64,6 +66,10 @@ class ChecksConfig(BaseModel):
         description="Incremental tables: warn when rows differ from the previous slice by this factor.",
     )
     ranges: dict[str, dict[str, list[ValueRange]]] = Field(default_factory=_default_ranges)
+    customer_schema: CustomerSchema = Field(
+        default_factory=CustomerSchema,
+        description="The customers table's columns; copied from the top-level CALLCAST_CUSTOMER_SCHEMA__*.",
+    )
     sensitive_columns: list[str] = Field(default=["name", "phone"], description="Masked in sample rows.")
     fallback_to_last_good: bool = Field(
         False,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import types as sqltypes
 
 from callcast.csvio import normalize_type
-from callcast.schema import BANK_CATEGORIES, metadata
+from callcast.schema import BANK_CATEGORIES, CustomerSchema, metadata
 from data_checks.config import ChecksConfig, Severity
 
 Kind = Literal["integer", "decimal", "boolean", "date", "timestamp", "string"]
@@ -86,13 +86,15 @@ def _kind(sql_type: sqltypes.TypeEngine) -> Kind:
     return "string"
 
 
-def table_spec(table: str, mode: str | None = None) -> TableSpec:
-    """The column types and keys of ``table`` from the operational schema."""
+def table_spec(table: str, mode: str | None = None, schema: CustomerSchema | None = None) -> TableSpec:
+    """The column types and keys of ``table`` from the operational schema (``customers`` per ``schema``)."""
     if table not in metadata.tables:
         raise KeyError(f"unknown table {table!r}; known: {', '.join(metadata.tables)}")
+    definition = metadata.tables[table]
+    if table == "customers" and schema is not None:
+        definition = schema.customers_table()
     columns = tuple(
-        ColumnSpec(c.name, _kind(c.type), bool(c.nullable) and not c.primary_key)
-        for c in metadata.tables[table].c
+        ColumnSpec(c.name, _kind(c.type), bool(c.nullable) and not c.primary_key) for c in definition.c
     )
     chosen: Mode = mode if mode in ("snapshot", "incremental") else DEFAULT_MODES.get(table, "snapshot")  # type: ignore[assignment]
     return TableSpec(table, columns, ID_COLUMNS[table], chosen)

@@ -347,7 +347,7 @@ def validate_partition(
     started = _time.perf_counter()
     config = config or ChecksConfig()
     path = Path(csv_gz_path)
-    spec = table_spec(table, (manifest or {}).get("mode"))
+    spec = table_spec(table, (manifest or {}).get("mode"), config.customer_schema)
     failures: list[FailedExpectation] = []
     agg = _Aggregator(spec, config)
     rows = 0

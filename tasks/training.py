@@ -41,7 +41,7 @@ def _lake(lake_url: str | None) -> Lake:
 
 
 def _config() -> PropensityConfig:
-    """The propensity section of the settings (``CALLCAST_PROPENSITY__...``), read now."""
+    """The propensity section of the settings (``CALLCAST_PROPENSITY__...``) for the customer schema, read now."""
     from callcast.settings import get_settings
 
     return get_settings().propensity
@@ -109,7 +109,12 @@ def build_training_table_task(
     config = _config()
     customers, contacts, inputs = read_validated_inputs(_lake(lake_url), as_of)
     table = build_training_table(
-        customers, contacts, as_of, config.context_rate_prior, config.context_rate_prior_weight
+        customers,
+        contacts,
+        as_of,
+        config.context_rate_prior,
+        config.context_rate_prior_weight,
+        customer_columns=config.customer_columns(),
     )
     path = Path(workdir) / "training_table.pkl"
     table.to_pickle(path)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from callcast.schema import CustomerSchema
+
 Profile = Literal["quick", "full", "large"]
 """Search profiles: ``quick`` (the demo), ``full`` (the daily retraining), ``large`` (more candidates and
 trials for a big company: meant for a Dask cluster, see flows.train_propensity's ``use_dask``)."""
@@ -294,10 +296,10 @@ class PropensityConfig(BaseModel):
     promotion_margin: float = Field(
         default=0.005, ge=0, description="Required improvement over the champion."
     )
-    extra_pre_call_columns: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="Extra source columns declared known before a call, per table (customers, "
-        "campaign_contacts), on top of callcast.schema.PRE_CALL_COLUMNS.",
+    customer_schema: CustomerSchema = Field(
+        default_factory=CustomerSchema,
+        description="The company's customer columns; set from the top-level CALLCAST_CUSTOMER_SCHEMA__* "
+        "settings by for_schema() (the checks read the same section).",
     )
     behaviour_sample_rows: int = Field(default=2000, description="Holdout rows the behaviour tests perturb.")
     excluded_features: dict[str, str] = Field(
@@ -323,14 +325,44 @@ class PropensityConfig(BaseModel):
         raise KeyError(f"unknown propensity candidate {name!r}; known: {[c.name for c in self.candidates]}")
 
     def pre_call_columns(self) -> dict[str, list[str]]:
-        """The schema's pre-call columns plus ``extra_pre_call_columns``, per table."""
-        from callcast.schema import PRE_CALL_COLUMNS
-
-        out = {table: list(columns) for table, columns in PRE_CALL_COLUMNS.items()}
-        for table, columns in self.extra_pre_call_columns.items():
-            out.setdefault(table, [])
-            out[table] += [c for c in columns if c not in out[table]]
-        return out
+        """Source columns known before a call, per table: the schema's, adjusted by ``customer_schema``."""
+        return {t: list(c) for t, c in self.customer_schema.pre_call_columns().items()}
 
     def allowed_columns(self) -> list[str]:
         return sorted({c for columns in self.pre_call_columns().values() for c in columns})
+
+    def customer_columns(self) -> list[str]:
+        """Customer attributes the feature builder copies into every row (``customer_id`` excluded)."""
+        return self.customer_schema.customer_columns()
+
+    def for_schema(self, schema: CustomerSchema) -> PropensityConfig:
+        """This configuration for a company's customer schema.
+
+        Features reading a dropped column (raw or derived, e.g. ``balance_slog``) leave every feature set and
+        its monotonic constraints; extra columns join every feature set as categorical or numeric features.
+        """
+        from models.propensity.features import feature_sources
+
+        dropped = set(schema.dropped_columns)
+        extra_cat = [c.name for c in schema.extra_columns if c.kind == "categorical"]
+        extra_num = [c.name for c in schema.extra_columns if c.kind == "numeric"]
+
+        def keep(names: list[str]) -> list[str]:
+            return [n for n in names if not dropped & set(feature_sources(n))]
+
+        feature_sets = {
+            name: fs.model_copy(
+                update={
+                    "categorical": keep(fs.categorical) + [c for c in extra_cat if c not in fs.categorical],
+                    "numeric": keep(fs.numeric) + [c for c in extra_num if c not in fs.numeric],
+                }
+            )
+            for name, fs in self.feature_sets.items()
+        }
+        candidates = [
+            c.model_copy(update={"monotonic": {k: v for k, v in c.monotonic.items() if keep([k])}})
+            for c in self.candidates
+        ]
+        return self.model_copy(
+            update={"customer_schema": schema, "feature_sets": feature_sets, "candidates": candidates}
+        )

@@ -337,7 +337,9 @@ def test_a_renamed_duration_is_refused_because_it_is_not_declared_pre_call(table
     with pytest.raises(LeakageError, match="call_seconds"):
         build_pipeline(candidate, config).fit(frame, frame["y"])
     # declared pre-call by configuration, the same column would pass: the schema is the allowlist
-    declared = config.model_copy(update={"extra_pre_call_columns": {"campaign_contacts": ["call_seconds"]}})
+    from callcast.schema import CustomerSchema
+
+    declared = config.for_schema(CustomerSchema(extra_columns=[{"name": "call_seconds", "kind": "numeric"}]))
     build_pipeline(candidate, declared).fit(frame.head(500), frame["y"].head(500))
     # undeclared source columns never reach the training table at all
     leaky_contacts = contacts.assign(call_seconds=contacts["duration"])
