@@ -418,13 +418,12 @@ def plan_slice(
             exported = sum(int(manifests[d].get("rows") or 0) for d in before)
             missing, oldest = through_low - exported - len(late), None
         else:  # a watermark that moves on update (updated_at): compare (key, watermark) pairs exactly
-            in_lake = set(held)
-            for d in before:
-                if not _overlaps(bounds[d], scan_low, high):
-                    in_lake |= _held_pairs(
-                        lake, prefix, d, table, key, watermark_column, manifests[d], None, low
-                    )
             floor = lookback_low if lookback_low is not None else low
+            in_lake: set[tuple[tuple[Any, ...], Any]] = set()
+            for d in before:
+                in_lake |= _held_pairs(
+                    lake, prefix, d, table, key, watermark_column, manifests[d], None, floor
+                )
             current = sa.select(*key_columns, column).where(column <= floor)
             absent = [w for k, w in map(canonical_pair, conn.execute(current)) if (k, w) not in in_lake]
             through_low, missing, oldest = None, len(absent), min(absent, default=None)
