@@ -9,7 +9,8 @@ through it on business days (no calls on weekends or holidays): up to ``capacity
 ``control_share`` go to customers drawn at random among the callable ones who are *not* on the list (the
 random-calling baseline that measures whether the list works). Customers who opted out, already bought or
 still wait for the outcome of an earlier call are skipped (and counted). Outcomes are drawn from a hidden
-ground-truth model of the simulator (:func:`truth_probability`, never callcast's model) and become known 3-10
+ground-truth model of the simulator (:func:`truth_probabilities`, a logistic model fitted once on the UCI
+file — never callcast's model) and become known 3-10
 days after the call. Without a list the team calls random customers, as before the loop existed.
 
 **Shifts.** A :class:`DemoShift` changes the world from its ``start`` day: demand, promotions, new customers'
@@ -20,6 +21,7 @@ a previous success matters less), so a model trained before the shift ranks wors
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -35,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from callcast.csvio import RowEncoder, normalize_type
 from callcast.schema import BANK_CATEGORIES, campaign_contacts, customers, metadata, products, sales, stores
-from demo_company.bank import SEEDED_UNTIL, bank_tables, synthetic_names, synthetic_phones
+from demo_company.bank import SEEDED_UNTIL, bank_tables, load_bank_full, synthetic_names, synthetic_phones
 from demo_company.sales import (
     SalesShift,
     SalesSimConfig,
@@ -198,24 +200,70 @@ CONTROL_SHARE = 0.1
 """Default share of the day's calls made to random callable customers off the list (the control group)."""
 
 
-def truth_probability(
-    poutcome: str, contact: str, housing: str, loan: str, age: int, campaign: int, truth_change: float = 0.0
-) -> float:
-    """The simulator's hidden ground truth: probability that a call converts.
+TRUTH_CATEGORICAL = ("job", "marital", "education", "default", "housing", "loan", "contact", "poutcome")
+TRUTH_COLUMNS = (*TRUTH_CATEGORICAL, "age", "balance", "campaign", "previous")
 
-    Plausible, so that models trained on the history keep making sense; ``truth_change`` (0..1) moves it: the
-    housing, loan and age effects shrink and reverse, and a previous success counts for less.
+
+@functools.cache
+def _truth_coefficients() -> tuple[dict[str, dict[str, float]], dict[str, float], float]:
+    """The hidden truth: a logistic model fitted once on the UCI bank file (the world the history comes from).
+
+    Customer attributes and the contact's own channel, campaign count, previous count and previous outcome; no
+    call duration, no calendar. Returns per-category weights, numeric weights and the intercept.
     """
-    flip = 1.0 - 2.0 * truth_change
-    logit = -2.3
-    success = 2.2 * (1.0 - 0.7 * truth_change)
-    logit += {"success": success, "failure": -0.2, "other": 0.3}.get(poutcome, 0.0)
-    logit += 0.35 if contact == "cellular" else (-0.9 if contact == "unknown" else 0.0)
-    logit -= flip * 0.8 if housing == "yes" else 0.0
-    logit -= flip * 0.4 if loan == "yes" else 0.0
-    logit += flip * 0.6 if age >= 60 or age < 25 else 0.0
-    logit -= 0.08 * max(campaign - 1, 0)
-    return 1.0 / (1.0 + math.exp(-logit))
+    from sklearn.linear_model import LogisticRegression
+
+    bank = load_bank_full()
+    X = _truth_design(bank)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(X.to_numpy(), (bank["y"] == "yes").to_numpy())
+    weights = dict(zip(X.columns, model.coef_[0], strict=True))
+    categorical = {
+        c: {k.split("=", 1)[1]: float(w) for k, w in weights.items() if k.startswith(c + "=")}
+        for c in TRUTH_CATEGORICAL
+    }
+    numeric = {k: float(w) for k, w in weights.items() if "=" not in k}
+    return categorical, numeric, float(model.intercept_[0])
+
+
+def _truth_design(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = {}
+    for c in TRUTH_CATEGORICAL:
+        for level in BANK_CATEGORIES[c]:
+            cols[f"{c}={level}"] = (frame[c].astype(str) == level).astype(float)
+    age = frame["age"].astype(float)
+    cols["age_young"] = (age < 25).astype(float)
+    cols["age_senior"] = (age >= 60).astype(float)
+    cols["age_scaled"] = (age - 40.0) / 10.0
+    balance = frame["balance"].astype(float)
+    cols["balance_slog"] = np.sign(balance) * np.log1p(np.abs(balance)) / 5.0
+    cols["campaign_log"] = np.log1p(frame["campaign"].astype(float).clip(lower=0))
+    cols["previous_log"] = np.log1p(frame["previous"].astype(float).clip(lower=0))
+    return pd.DataFrame(cols, index=frame.index)
+
+
+def truth_probabilities(frame: pd.DataFrame, truth_change: np.ndarray | float = 0.0) -> np.ndarray:
+    """The simulator's hidden ground truth: probability that each call (row of :data:`TRUTH_COLUMNS`) converts.
+
+    ``truth_change`` (0..1, per row or one value) moves the world: the housing and loan effects reverse, young
+    and senior customers stop being the better prospects, a previous success counts for less, and a higher
+    balance now lowers the chance.
+    """
+    categorical, numeric, intercept = _truth_coefficients()
+    X = _truth_design(frame)
+    logit = np.full(len(frame), intercept)
+    for name, column in X.items():
+        c, _, level = name.partition("=")
+        weight = categorical[c].get(level, 0.0) if level else numeric.get(name, 0.0)
+        logit += weight * column.to_numpy()
+    change = np.broadcast_to(np.asarray(truth_change, dtype=float), (len(frame),))
+    reversal = (
+        2.0 * (X["housing=yes"] - 0.5) * 1.2
+        + 1.0 * X["loan=yes"]
+        - 1.2 * (X["age_young"] + X["age_senior"])
+        - 1.5 * X["poutcome=success"]
+        - 1.0 * X["balance_slog"]
+    ).to_numpy()
+    return 1.0 / (1.0 + np.exp(-(logit + change * reversal)))
 
 
 def is_business_day(day: date) -> bool:
@@ -489,36 +537,47 @@ def _new_contacts(
 def _resolve_outcomes(conn: Connection, day: date, seed: int, shift: DemoShift | None) -> int:
     """Outcomes become known 3-10 days after the call (seeded per contact), drawn from the hidden truth
     in force on the call date."""
-    pending = (
+    pending = pd.DataFrame(
         conn.execute(
-            sa.select(campaign_contacts, customers.c.age, customers.c.housing, customers.c.loan)
+            sa.select(
+                campaign_contacts.c.contact_id,
+                campaign_contacts.c.contact_date,
+                campaign_contacts.c.contact,
+                campaign_contacts.c.campaign,
+                campaign_contacts.c.previous,
+                campaign_contacts.c.poutcome,
+                *[
+                    customers.c[c]
+                    for c in ("age", "job", "marital", "education", "default", "balance", "housing", "loan")
+                ],
+            )
             .join(customers, customers.c.customer_id == campaign_contacts.c.customer_id)
             .where(campaign_contacts.c.y.is_(None))
         )
         .mappings()
         .all()
     )
-    resolved = 0
-    for row in pending:
-        contact_day = _as_date(row["contact_date"])
-        lag = _OUTCOME_LAG_DAYS[0] + row["contact_id"] % (_OUTCOME_LAG_DAYS[1] - _OUTCOME_LAG_DAYS[0] + 1)
-        if (day - contact_day).days < lag:
-            continue
-        rng = np.random.default_rng([seed, row["contact_id"]])
-        change = shift.truth_change if shift is not None and contact_day >= shift.start else 0.0
-        p = truth_probability(
-            row["poutcome"], row["contact"], row["housing"], row["loan"], int(row["age"]),
-            int(row["campaign"]), change,
-        )  # fmt: skip
-        outcome = "yes" if rng.random() < p else "no"
-        conn.execute(
-            campaign_contacts.update()
-            .where(campaign_contacts.c.contact_id == row["contact_id"])
-            .values(
-                y=outcome,
-                outcome_known_on=day,
-                updated_at=datetime.combine(day, datetime.min.time()) + timedelta(hours=17),
-            )
-        )
-        resolved += 1
-    return resolved
+    if pending.empty:
+        return 0
+    contact_days = pending["contact_date"].map(_as_date)
+    lag = _OUTCOME_LAG_DAYS[0] + pending["contact_id"] % (_OUTCOME_LAG_DAYS[1] - _OUTCOME_LAG_DAYS[0] + 1)
+    due = pending[((day - contact_days).map(lambda d: d.days) >= lag).to_numpy()].reset_index(drop=True)
+    if due.empty:
+        return 0
+    due_days = due["contact_date"].map(_as_date)
+    change = np.where(
+        [shift is not None and d >= shift.start for d in due_days], shift.truth_change if shift else 0.0, 0.0
+    )
+    p = truth_probabilities(due, change)
+    draws = np.array([np.random.default_rng([seed, int(cid)]).random() for cid in due["contact_id"]])
+    updated_at = datetime.combine(day, datetime.min.time()) + timedelta(hours=17)
+    conn.execute(
+        campaign_contacts.update()
+        .where(campaign_contacts.c.contact_id == sa.bindparam("cid"))
+        .values(y=sa.bindparam("outcome"), outcome_known_on=day, updated_at=updated_at),
+        [
+            {"cid": int(cid), "outcome": "yes" if u < q else "no"}
+            for cid, u, q in zip(due["contact_id"], draws, p, strict=True)
+        ],
+    )
+    return len(due)

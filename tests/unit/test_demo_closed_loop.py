@@ -7,6 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sklearn.metrics import roc_auc_score
 
 from callcast.database import make_engine
 from demo_company.database import (
@@ -14,7 +15,7 @@ from demo_company.database import (
     advance_one_day,
     build_demo_database,
     is_business_day,
-    truth_probability,
+    truth_probabilities,
 )
 
 
@@ -75,17 +76,19 @@ def test_without_a_list_the_team_calls_at_random_as_before(db):
     assert 0 < added["contacts"] <= 60 and added["calls"]["listed"] == 0
 
 
-def test_hidden_truth_moves_with_the_shift():
-    base = dict(poutcome="unknown", contact="cellular", loan="no", age=40, campaign=1)
-    assert truth_probability(housing="yes", **base) < truth_probability(housing="no", **base)
-    assert truth_probability(housing="yes", truth_change=1.0, **base) > truth_probability(
-        housing="no", truth_change=1.0, **base
-    )
-    old = dict(poutcome="unknown", contact="cellular", loan="no", housing="no", campaign=1)
-    assert truth_probability(age=70, **old) > truth_probability(age=40, **old)
-    assert truth_probability(age=70, truth_change=1.0, **old) < truth_probability(
-        age=40, truth_change=1.0, **old
-    )
+def test_hidden_truth_follows_the_bank_history_and_moves_with_the_shift():
+    from demo_company.bank import load_bank_full
+
+    bank = load_bank_full()
+    p = truth_probabilities(bank)
+    assert abs(p.mean() - (bank["y"] == "yes").mean()) < 0.01  # fitted on the history it continues
+    assert roc_auc_score(bank["y"] == "yes", p) > 0.7
+    row = bank.iloc[[0]].assign(poutcome="unknown", contact="cellular", loan="no", age=40, campaign=1)
+    yes, no = row.assign(housing="yes"), row.assign(housing="no")
+    assert truth_probabilities(yes)[0] < truth_probabilities(no)[0]
+    assert truth_probabilities(yes, 1.0)[0] > truth_probabilities(no, 1.0)[0]
+    moved = truth_probabilities(bank, 1.0)
+    assert roc_auc_score(bank["y"] == "yes", moved) < 0.6  # the old world's ranking no longer holds
 
 
 def test_shift_moves_existing_customers_once_from_its_first_day(db):
