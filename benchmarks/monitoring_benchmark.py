@@ -173,7 +173,7 @@ class ClosedLoop:
         from tasks.monitoring import logged_scores, monitor_propensity
 
         with tempfile.TemporaryDirectory(prefix="bench-monitor-") as workdir:
-            result = monitor_propensity(self.lake, self.day, self.settings, Path(workdir))
+            result = monitor_propensity(self.lake, self.day, self.settings, Path(workdir), with_charts=False)
         scores = logged_scores(self.lake, self.day).reset_index()
         top = scores.sort_values(["probability", "customer_id"], ascending=[False, True]).head(
             self.capacity * 3

@@ -337,9 +337,17 @@ def previous_documents(lake: Lake, before: date, limit: int = 90, model: str = M
 
 
 def monitor_propensity(
-    lake: Lake, partition_date: date, settings, workdir: Path, reason: str = "schedule"
+    lake: Lake,
+    partition_date: date,
+    settings,
+    workdir: Path,
+    reason: str = "schedule",
+    with_charts: bool = True,
 ) -> dict[str, Any]:
-    """Compare today's scored population and the labelled calls with the champion's reference; commit outputs."""
+    """Compare today's scored population and the labelled calls with the champion's reference; commit outputs.
+
+    ``with_charts=False`` leaves the charts out of the report (the closed-loop benchmark's daily runs).
+    """
     from tasks.scoring import load_champion
 
     log = get_logger()
@@ -419,7 +427,7 @@ def monitor_propensity(
         "code_version": code_version(),
     }
     document = clean_json(document)
-    images = charts(document, history)
+    images = charts(document, history) if with_charts else {}
     files: dict[str, Path] = {}
     files[DRIFT_JSON] = workdir / DRIFT_JSON
     files[DRIFT_JSON].write_text(json.dumps(document, indent=2))
