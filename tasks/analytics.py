@@ -119,13 +119,21 @@ def read_sales_inputs(
     return sales, frames[0], frames[1], inputs, warnings
 
 
-def read_forecasts(lake: Lake, last_actual: date) -> tuple[pd.DataFrame | None, date | None]:
-    """The newest committed forecasts made before ``last_actual`` (so some of their periods have closed)."""
-    days = [d for d in lake.partitions(catalog.forecasts()) if d < last_actual]
-    if not days:
-        return None, None
-    frame = lake.read_csv(catalog.forecasts(), days[-1], "forecasts.csv")
-    return frame, days[-1]
+def read_forecasts(
+    lake: Lake, last_actual: date, as_of: date, look_back: int = 8
+) -> tuple[pd.DataFrame | None, date | None, int]:
+    """The newest committed forecasts (partition ≤ ``as_of``) whose first forecast date is on or before
+    ``last_actual``, i.e. with periods the sales have closed; also how many partitions exist at all.
+
+    Partition dates are export dates, not the data's calendar (the demo's sales are historical), so the
+    forecasts' own dates decide. At most ``look_back`` newest partitions are inspected.
+    """
+    days = [d for d in lake.partitions(catalog.forecasts()) if d <= as_of]
+    for day in reversed(days[-look_back:]):
+        dates = lake.read_csv(catalog.forecasts(), day, "forecasts.csv", usecols=["date"])["date"]
+        if len(dates) and pd.to_datetime(dates).min() <= pd.Timestamp(last_actual):
+            return lake.read_csv(catalog.forecasts(), day, "forecasts.csv"), day, len(days)
+    return None, None, len(days)
 
 
 def read_call_lists(lake: Lake, as_of: date) -> pd.DataFrame | None:
@@ -248,9 +256,14 @@ def run_analysis(name: str, as_of: date, cfg: AnalyticsSettings, lake: Lake) -> 
         if name == "sales":
             sales, stores, products, inputs, warnings = read_sales_inputs(lake, as_of)
             last = pd.to_datetime(sales["sale_date"]).max().date() if len(sales) else as_of
-            forecasts, forecast_day = read_forecasts(lake, min(last, as_of))
+            forecasts, forecast_day, n_forecasts = read_forecasts(lake, min(last, as_of), as_of)
             if forecast_day is not None:
                 inputs.append(_lineage(lake, catalog.forecasts(), forecast_day))
+            elif n_forecasts:
+                warnings.append(
+                    f"{n_forecasts} forecast partition(s) found, none with a forecast date on or before the last "
+                    f"sale ({last}): forecast vs actual waits for those periods to close."
+                )
             meta = _meta(inputs)
             output = analyses.sales_analysis(
                 sales, stores, products, forecasts, forecast_day, cfg, out_dir, as_of, meta

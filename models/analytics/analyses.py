@@ -465,8 +465,10 @@ def sales_analysis(
             out.facts.append(f"Top movers {label}: {names}.")
     fva = pd.DataFrame()
     if forecasts is None:
-        out.facts.append("No committed forecasts yet: forecast against actual is not shown.")
-        out.warnings.append("no forecasts: forecast vs actual not measured")
+        out.facts.append(
+            "No committed forecast has a period the sales have closed: forecast against actual is not shown."
+        )
+        out.warnings.append("no forecasts with closed periods: forecast vs actual not measured")
     else:
         fva = sk.forecast_vs_actual(forecasts, prepared, stores, last_day)
         if fva.empty:

@@ -74,6 +74,11 @@ def _sales(commit, lake):
         lake.commit_partition(
             catalog.forecasts(), AS_OF - timedelta(days=10), {"forecasts.csv": path}, {"table": "forecasts"}
         )
+        # A newer forecast whose periods are all still ahead: nothing to compare yet, so the older one is used.
+        ahead = pd.DataFrame(rows)
+        ahead["date"] = (pd.to_datetime(ahead["date"]) + pd.Timedelta(days=30)).dt.strftime("%Y-%m-%d")
+        ahead.to_csv(path, index=False)
+        lake.commit_partition(catalog.forecasts(), AS_OF, {"forecasts.csv": path}, {"table": "forecasts"})
     return sales
 
 
@@ -169,6 +174,10 @@ def test_analytics_flows_publish_reports_from_validated_exports(
     raw = sum(Decimal(str(v)) for v in sales["revenue"])
     monthly = read("sales", "sales_by_month.csv", dtype={"revenue": str})
     assert sum(Decimal(v) for v in monthly["revenue"]) == raw
+    used = lake.read_manifest(catalog.analytics("sales"), AS_OF)["inputs"]
+    assert [i["partition_date"] for i in used if i["table"] == "forecasts"] == [
+        (AS_OF - timedelta(days=10)).isoformat()
+    ]
     fva = read("sales", "forecast_vs_actual.csv")
     assert sorted(fva["store_id"].astype(str)) == ["1", "2"] and (fva["periods"] == 10).all()
 
