@@ -421,6 +421,14 @@ def render_summary(summary: dict[str, Any], settings) -> str:
                 f"           #{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  "
                 f"{row['reasons']}"
             )
+    monitoring = summary.get("monitoring")
+    if monitoring:
+        verdict = "DRIFT DETECTED" if monitoring["drift_detected"] else monitoring["status"].upper()
+        why = "; ".join(monitoring.get("reasons") or monitoring.get("notes") or ["nothing moved"])
+        lines += [
+            f"Monitoring {verdict}: {why[:150]}",
+            f"           prediction PSI {monitoring['prediction_psi']:.3f}; report {monitoring['location']}",
+        ]
     forecast = summary.get("forecast")
     if forecast:
         lines += [

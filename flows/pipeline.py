@@ -16,6 +16,7 @@ from callcast.errors import CallcastError
 from callcast.runtime import company_today, get_logger
 from flows.export import daily_export
 from flows.forecast import forecast_sales
+from flows.monitor import monitor_propensity
 from flows.score import score_call_list
 from flows.train_propensity import train_propensity
 from flows.validate import validate_exports
@@ -34,7 +35,7 @@ def daily_pipeline(
     train: bool = True,
     forecast: bool = True,
 ) -> dict[str, Any]:
-    """Run the whole day: export, checks, (re)training with the promotion gate, call list, forecasts."""
+    """Run the whole day: export, checks, (re)training with the promotion gate, call list, monitoring, forecasts."""
     logger = get_logger()
     day = partition_date or company_today()
     summary: dict[str, Any] = {"partition_date": day.isoformat()}
@@ -57,6 +58,8 @@ def daily_pipeline(
     if train:
         summary["model"] = train_propensity(profile=profile)
     summary["call_list"] = score_call_list(partition_date=day, capacity=capacity)
+    monitored = monitor_propensity(partition_date=day)
+    summary["monitoring"] = {**monitored["document"], "location": monitored["location"]}
     if forecast:
         summary["forecast"] = forecast_sales()
     publish_state_task(day, summary.get("call_list"))
