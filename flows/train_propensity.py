@@ -7,12 +7,10 @@ from datetime import date
 from typing import Any
 
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from callcast.runtime import dask_task_runner
 from flows.candidate_search import search_candidates
 from models.propensity.config import Profile
-from tasks.candidate_search import read_config_task, train_from_search_task
+from tasks.candidate_search import read_config_task, search_runner, train_from_search_task
 from tasks.training import (
     build_training_table_task,
     find_trained_version_task,
@@ -56,15 +54,7 @@ def train_propensity(
             print(f"propensity: {summary['reasons'][0]}")
             return {k: v for k, v in summary.items() if k != "card"}
         config = read_config_task()
-        use_dask = bool(settings.dask_address) or profile == "large" if use_dask is None else use_dask
-        runner, label = (
-            (
-                dask_task_runner(settings.dask_address, settings.dask_workers),
-                f"dask {settings.dask_address or f'local cluster, {settings.dask_workers} workers'}",
-            )
-            if use_dask
-            else (ThreadPoolTaskRunner(max_workers=1), "in-process")
-        )
+        runner, label = search_runner(settings, profile, use_dask)
         search = search_candidates.with_options(task_runner=runner)(
             built["table_path"], workdir, profile, config, settings.resolved_mlflow_uri(), label
         )

@@ -32,6 +32,25 @@ from models.propensity.training import (
 )
 
 
+def search_runner(settings: Any, profile: Profile, use_dask: bool | None = None) -> tuple[Any, str]:
+    """The task runner of the search's trials and its description.
+
+    Dask when ``use_dask`` says so; by default when ``CALLCAST_DASK_ADDRESS`` names a cluster, or for the
+    ``large`` profile (a local cluster of ``CALLCAST_DASK_WORKERS`` processes). Otherwise in-process, one trial
+    at a time (a cluster costs more than it saves on the quick and full searches of one machine).
+    """
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from callcast.runtime import dask_task_runner
+
+    if use_dask is None:
+        use_dask = bool(settings.dask_address) or profile == "large"
+    if not use_dask:
+        return ThreadPoolTaskRunner(max_workers=1), "in-process"
+    where = settings.dask_address or f"local cluster, {settings.dask_workers} workers"
+    return dask_task_runner(settings.dask_address, settings.dask_workers), f"dask {where}"
+
+
 @task(name="read-propensity-config", cache_policy=NO_CACHE)
 def read_config_task() -> PropensityConfig:
     """The propensity settings of this run, read once in the flow's process and passed to every trial.
