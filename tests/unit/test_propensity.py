@@ -422,3 +422,55 @@ def test_previous_success_never_lowers_the_monotone_boosting_score(table):
     for other in ("failure", "other", "unknown"):
         assert (success >= pipe.predict_proba(rows.assign(poutcome=other))[:, 1] - 1e-12).all(), other
     assert pipe.named_steps["model"].estimator_.monotonic_cst[-1] == 1
+
+
+def test_the_card_embeds_its_plots_so_they_render_without_the_lake(tmp_path):
+    import base64
+    import re
+
+    import markdown
+
+    from models.propensity.card import data_uri, render_card
+    from models.propensity.evaluation import plot_per_date_capture, plot_roc
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(400) < 0.3).astype(int)
+    p = np.clip(y * 0.2 + rng.random(400) * 0.8, 0, 1)
+    dates = np.repeat(pd.date_range("2010-01-01", periods=20).to_numpy(), 20)
+    plots = {
+        "per-date capture": plot_per_date_capture({"m": (y, p)}, dates, tmp_path / "a.png"),
+        "roc": plot_roc({"m": (y, p)}, tmp_path / "b.png"),
+    }
+    info = {
+        "version": "v0003",
+        "candidate": "logreg/raw",
+        "metrics": {"within_date_auc": 0.61, "calls": 100.0, "buyers_reached": 40.0, "buyers_reached_random": 30.0},
+        "rows": 400,
+        "features": {"categorical": ["job"], "numeric": ["age"]},
+        "data_window": {"train": ["2010-01-01", "2010-01-15"], "holdout": ["2010-01-16", "2010-01-20"],
+                        "fit": ["2010-01-01", "2010-01-20"]},
+    }  # fmt: skip
+    card = render_card(info, PropensityConfig(), None, {t: data_uri(f) for t, f in plots.items()})
+    assert "of 100 calls, expect 40 buyers, against 30 at random" in card
+    html = markdown.markdown(card, extensions=["tables"])
+    sources = re.findall(r'<img alt="[^"]*" src="([^"]+)"', html)
+    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    for src in sources:
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_capacity_share_setting_changes_the_measured_capture(monkeypatch):
+    from models.propensity.evaluation import evaluate
+    from tasks.training import _config
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(600) < 0.3).astype(int)
+    p = (y * 0.3 + rng.random(600)) / 1.3
+    dates = np.repeat(pd.date_range("2010-01-01", periods=10).to_numpy(), 60)
+    monkeypatch.setenv("CALLCAST_PROPENSITY__CAPACITY_SHARE", "0.5")
+    half = _config().capacity_share
+    assert half == 0.5
+    wide = evaluate(y, p, dates, half)
+    narrow = evaluate(y, p, dates, PropensityConfig().capacity_share)
+    assert wide["calls"] == 300 and narrow["calls"] == 120
+    assert wide["capture_at_capacity"] > narrow["capture_at_capacity"]
