@@ -508,7 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = command("train", "train the propensity model; promote it through the gate", cmd_train)
     train.add_argument(
-        "--profile", default="quick", choices=["quick", "full"], help="candidate search profile"
+        "--profile",
+        default="quick",
+        choices=["quick", "full", "large"],
+        help="candidate search profile (large: more candidates and trials, on Dask)",
     )
     train.add_argument("--as-of", type=iso_date, help="use exports up to this date (default: latest)")
     lake_option(train)
@@ -566,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipeline = command("pipeline", "the daily job: export, checks, train, call list, forecasts", cmd_pipeline)
     pipeline.add_argument("--date", type=iso_date, help="partition date (default: today, company time zone)")
-    pipeline.add_argument("--profile", default="quick", choices=["quick", "full"])
+    pipeline.add_argument("--profile", default="quick", choices=["quick", "full", "large"])
     pipeline.add_argument("--capacity", type=positive_int, default=None)
     pipeline.add_argument("--no-train", action="store_true", help="skip retraining")
     pipeline.add_argument("--no-forecast", action="store_true", help="skip the forecasts")
