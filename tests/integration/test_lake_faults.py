@@ -589,3 +589,22 @@ def test_validation_of_nothing_fails_and_future_dates_are_refused(prefect_harnes
 
     with pytest.raises(PartitionNotFoundError, match="Nothing was validated"):
         validate_exports(partition_date=DAY - timedelta(days=400))
+
+
+def test_a_flow_run_keeps_the_password_out_of_prefects_database(
+    prefect_harness, callcast_home, pg_with_password, monkeypatch
+):
+    from prefect.settings import get_current_settings
+
+    from callcast.runtime import company_today
+    from flows.export import daily_export
+
+    monkeypatch.setenv("CALLCAST_DATABASE_URL", secret_url_forms(pg_with_password, SECRET)["?password="])
+    manifests = daily_export(partition_date=company_today(), tables=["secretive"])
+    assert manifests[0]["rows"] == 2 and SECRET not in json.dumps(manifests)
+    database = str(get_current_settings().server.database.connection_url.get_secret_value())
+    path = Path(database.split("///", 1)[-1])
+    assert path.exists(), database
+    files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]  # the db and its -wal/-shm
+    assert find_secret(SECRET, files, []) == 0
+    assert find_secret(SECRET, [callcast_home], []) == 0  # lake and logs under CALLCAST_HOME
