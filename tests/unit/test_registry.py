@@ -227,3 +227,30 @@ def test_mlflow_mirror_sets_aliases_to_match_the_lake(lake: Lake, tmp_path: Path
         run.data.tags["pickle_sha256"]
         == registry.read_model_info(lake, "propensity", "v0002")["pickle_sha256"]
     )
+
+
+def test_the_signing_key_can_come_from_a_prefect_secret_block(lake: Lake, monkeypatch: pytest.MonkeyPatch):
+    from prefect.blocks import system
+
+    class _Secret:
+        def __init__(self, value: str) -> None:
+            self.value = value
+
+        def get(self) -> str:
+            return self.value
+
+    loaded = []
+    monkeypatch.setattr(
+        system.Secret,
+        "load",
+        classmethod(lambda cls, name: loaded.append(name) or _Secret("block-key-0123456789abcdef")),
+    )
+    monkeypatch.setenv("CALLCAST_MODEL_SIGNING_KEY_BLOCK", "callcast-model-key")
+    assert registry.signing_key() == b"block-key-0123456789abcdef" and loaded == ["callcast-model-key"]
+    info = registry.register_model(lake, "propensity", _model(0.3), {})
+    assert info["pickle_hmac_sha256"] == registry.sign(
+        b"block-key-0123456789abcdef",
+        "propensity",
+        "v0001",
+        lake.storage.get_bytes("registry/propensity/v0001/model.pkl"),
+    )
