@@ -18,6 +18,10 @@ Publishing (nothing is published on a refusal):
 
 Scratch files (they hold names and phone numbers) live in a private ``callcast-score-<pid>-*`` folder removed on
 every exit; folders left by a killed run are removed by the next run.
+
+Crash tests stop a real process at ``CALLCAST_FAULT_POINT`` = ``scoring.files_written`` (scratch written, nothing
+published), ``scoring.latest_copied`` (partition committed, new copies uploaded, pointer not moved) or
+``scoring.pointer_moved`` (pointer moved, old copies not yet removed).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from prefect import task
 from callcast import catalog
 from callcast.lake import Lake, open_lake, utc_now_iso
 from callcast.runtime import code_version, get_logger
+from callcast.storage import fault_point
 from models import call_list as rules
 from models.propensity.config import PropensityConfig
 from models.propensity.features import latest_contacts
@@ -333,6 +338,7 @@ def publish_call_list(
     keys = {name: catalog.call_list_latest_file(version, name) for name in files}
     for name, path in files.items():
         lake.storage.put_file(Path(path), keys[name])
+    fault_point("scoring.latest_copied")
     pointer = {
         "partition_date": partition_date.isoformat(),
         "call_date": document.get("call_date"),
@@ -348,6 +354,7 @@ def publish_call_list(
         "finished_at": document.get("finished_at"),
     }
     lake.write_json(catalog.call_list_latest_pointer(), pointer)  # the commit: one atomic put
+    fault_point("scoring.pointer_moved")
     keep = set(keys.values())
     for key in lake.storage.list(catalog.call_list_latest_dir() + "/"):
         if key not in keep:
@@ -477,6 +484,7 @@ def build_call_list(
         "code_version": code_version(),
     }
     files = {rules.CALL_LIST_CSV: csv_path, rules.CALL_LIST_XLSX: xlsx_path}
+    fault_point("scoring.files_written")
     document, pointer = publish_call_list(lake, day, files, manifest, force=force)
     if pointer is not None:
         serving = {

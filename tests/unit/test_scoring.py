@@ -331,3 +331,36 @@ def test_the_published_event_carries_the_paths_and_the_headline(lake, tmp_path, 
     assert payload["headline"] == summary["headline"] and "calling at random" in payload["headline"]
     assert Path(payload["delivered_to"]).is_file() and Path(payload["path"]).is_file()
     assert Path(payload["workbook"]).is_file() and payload["latest_moved"] is True
+
+
+def _run_until_killed(lake: Lake, tmp_path: Path, fault: str) -> None:
+    os.environ["CALLCAST_FAULT_POINT"] = fault
+    run(lake, tmp_path, capacity=150)
+    os._exit(0)  # the fault point was not reached
+
+
+@pytest.mark.parametrize("fault", ["scoring.files_written", "scoring.latest_copied", "scoring.pointer_moved"])
+def test_kill_9_at_each_publishing_step_leaves_a_consistent_latest_and_a_rerun_repairs(lake, tmp_path, fault):
+    import multiprocessing
+
+    first = run(lake, tmp_path, capacity=100)
+    previous = Path(first["path"]).read_bytes()
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_until_killed, args=(lake, tmp_path, fault)
+    )
+    child.start()
+    child.join()
+    assert child.exitcode == -signal.SIGKILL  # killed at the fault point, no cleanup handler ran
+    latest = scoring.read_latest_call_list(lake)  # the pointer names a present file with its SHA-256
+    moved = fault == "scoring.pointer_moved"
+    assert (latest.count(b"\n") - 1) == (150 if moved else 100)
+    if not moved:
+        assert latest == previous
+    orphans = list(tmp_path.glob(f"{scoring.WORKDIR_PREFIX}{child.pid}-*"))
+    assert len(orphans) == 1  # names and phones left by the killed run ...
+    again = run(lake, tmp_path, capacity=150)
+    assert not orphans[0].exists()  # ... are removed by the next run
+    assert scoring.read_latest_call_list(lake) == Path(again["path"]).read_bytes()
+    copies = lake.storage.list(catalog.call_list_latest_dir() + "/")
+    pointer = lake.read_json(catalog.call_list_latest_pointer())
+    assert sorted(copies) == sorted(f["key"] for f in pointer["files"].values())
