@@ -309,8 +309,9 @@ def intermittent(s: SeriesInput, method: str, alpha: float = 0.1) -> Forecast:
     """Croston, SBA (Croston × (1 - alpha/2)) or TSB (demand probability updated every period)."""
     y, h = s.y, len(s.future_dates)
     nz = np.flatnonzero(y != 0)
-    if nz.size < 2:
-        raise ValueError("intermittent methods need two non-zero periods")
+    if nz.size < 2:  # too few demands to smooth: the average rate (0 without any)
+        rate = float(np.mean(y)) if y.size else 0.0
+        return Forecast(np.full(h, rate), np.full(h, float(np.std(y)) if y.size else 0.0), {"rate": rate})
     sizes = y[nz]
     if method == "tsb":
         occ = (y != 0).astype(float)
