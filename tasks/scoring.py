@@ -237,6 +237,12 @@ def prepare_chunks(
     span = rules.data_span(contacts, customers_day)
     call_date = call_date or rules.default_call_date(span)
     rules.check_call_date(call_date, span)
+    if span.last_event is not None and (call_date - span.last_event).days > 7:
+        log.warning(
+            "The contact history ends on %s, %d days before the call date %s: the 7-day contact volume is 0 and "
+            "the 90-day rate leans on the prior; scores describe a quiet campaign.",
+            span.last_event, (call_date - span.last_event).days, call_date,
+        )  # fmt: skip
     contacts = latest_contacts(contacts) if len(contacts) else contacts  # one version per contact, once
     history = rules.contacts_as_of(contacts, call_date)
     summary = rules.contact_summary(history)
