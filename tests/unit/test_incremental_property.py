@@ -13,14 +13,17 @@ must be *reported* (the export fails) and picked up once the operator widens the
 from __future__ import annotations
 
 import gzip
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from callcast.csvio import parse_exact
+from callcast.errors import SourceDatabaseError
 from callcast.lake import Lake
 from callcast.storage import LocalStorage
 from tasks.export import LateRowsError, export_table
@@ -197,3 +200,45 @@ def test_backfill_before_the_first_partition_is_empty_and_a_rerun_rereads_the_sa
     assert rerun["rows"] == 152 and rerun["watermark"]["high"] == first["watermark"]["high"]
     nxt = export_table(engine, lake, TABLE, START + timedelta(days=1), watermark_column="wm")
     assert nxt["rows"] == 10
+
+
+def test_late_row_settings_change_what_the_export_task_does(tmp_path, monkeypatch):
+    from tasks.export import export_table_task
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'src.db'}")
+    table = _create(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "wm": 10 * i, "payload": "x"} for i in range(1, 11)])
+    monkeypatch.setenv("CALLCAST_DATABASE_URL", f"sqlite:///{tmp_path / 'src.db'}")
+    monkeypatch.setenv("CALLCAST_EXPORT__INCREMENTAL", json.dumps({TABLE: "wm"}))
+    lake_url = str(tmp_path / "lake")
+    day = date(2026, 11, 2)
+    assert export_table_task.fn(TABLE, day, lake_url=lake_url)["rows"] == 10
+    with engine.begin() as conn:  # a row committed late: 5 behind the exported high watermark (100)
+        conn.execute(table.insert().values(id=11, wm=95, payload="late"))
+
+    monkeypatch.setenv("CALLCAST_EXPORT__LOOKBACK", json.dumps({TABLE: 10}))
+    monkeypatch.setenv("CALLCAST_EXPORT__LATE_ROWS", "fail")
+    with pytest.raises(LateRowsError, match=r"1 late row\(s\) .* oldest 95"):
+        export_table_task.fn(TABLE, day + timedelta(days=1), lake_url=lake_url)
+    monkeypatch.setenv("CALLCAST_EXPORT__LOOKBACK", json.dumps({TABLE: 2}))  # the row is beyond the window
+    monkeypatch.setenv("CALLCAST_EXPORT__LATE_ROWS", "include")
+    with pytest.raises(LateRowsError, match=r"1 row\(s\) .* older than the look-back window"):
+        export_table_task.fn(TABLE, day + timedelta(days=1), lake_url=lake_url)
+    monkeypatch.setenv("CALLCAST_EXPORT__LOOKBACK", json.dumps({TABLE: 10}))
+    manifest = export_table_task.fn(TABLE, day + timedelta(days=1), lake_url=lake_url)
+    assert manifest["rows"] == 1 and manifest["watermark"]["late_rows"] == 1
+    assert Lake(LocalStorage(tmp_path / "lake")).partitions(f"raw/{TABLE}") == [day, day + timedelta(days=1)]
+
+
+def test_rows_with_a_null_watermark_are_refused(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'src.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE n (id INTEGER PRIMARY KEY, wm INTEGER)")
+        conn.exec_driver_sql("INSERT INTO n VALUES (1, 1), (2, NULL)")
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    with pytest.raises(
+        SourceDatabaseError, match=r"1 row\(s\) of 'n' have NULL in the watermark column 'wm'"
+    ):
+        export_table(engine, lake, "n", START, watermark_column="wm")
+    assert lake.partitions("raw/n") == []
