@@ -143,7 +143,7 @@ class Lake:
                 meta["bytes"], meta["sha256"] = file_digest(Path(path))
             stored = versioned_name(name, meta["sha256"])
             key = catalog.partition_file(prefix, partition_date, stored)
-            if not self._same_object(key, meta["bytes"]):
+            if not self._same_object(key, meta["bytes"], meta["sha256"]):
                 self.storage.put_file(Path(path), key)
             fault_point("lake.data_uploaded")
             entries.append(
@@ -172,11 +172,17 @@ class Lake:
         self._remove_unreferenced(prefix, partition_date, {e["name"] for e in entries})
         return document
 
-    def _same_object(self, key: str, size: int) -> bool:
-        """A content-addressed object already stored with the right size (a rerun with identical output)."""
+    def _same_object(self, key: str, size: int, sha256: str) -> bool:
+        """The content-addressed object is already stored intact (a rerun with identical output)."""
         if isinstance(self.storage, LocalStorage):
             path = self.storage.local_path(key)
-            return path.is_file() and path.stat().st_size == size
+            if not path.is_file() or path.stat().st_size != size:
+                return False
+            try:
+                self.verify_file(path, {"bytes": size, "sha256": sha256}, self.storage.describe(key))
+            except StorageError:
+                return False  # damaged: upload it again
+            return True
         return False
 
     def _remove_unreferenced(self, prefix: str, partition_date: date, keep: set[str]) -> None:

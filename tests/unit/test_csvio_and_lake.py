@@ -237,3 +237,14 @@ def test_latest_partition_on_or_before(tmp_path):
     assert lake.latest_partition("p") == date(2026, 1, 9)
     assert lake.latest_partition("p", on_or_before=date(2026, 1, 6)) == date(2026, 1, 5)
     assert lake.latest_partition("p", on_or_before=date(2025, 12, 31)) is None
+
+
+def test_a_rerun_with_identical_output_repairs_a_damaged_file(tmp_path):
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    day = date(2026, 1, 1)
+    lake.commit_partition("raw/t", day, {"t.csv": _write(tmp_path, "t.csv", "a\n1\n")}, {"table": "t"})
+    path = lake.storage.local_path(lake.data_file("raw/t", day, "t.csv"))
+    path.write_text("a\n2\n")  # bit rot: same size, same name
+    assert lake.verify_partition("raw/t", day)
+    lake.commit_partition("raw/t", day, {"t.csv": _write(tmp_path, "t.csv", "a\n1\n")}, {"table": "t"})
+    assert lake.verify_partition("raw/t", day) == [] and lake.read_bytes("raw/t", day, "t.csv") == b"a\n1\n"
