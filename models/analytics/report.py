@@ -9,7 +9,6 @@ import base64
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -243,15 +242,16 @@ def format_table(frame: pd.DataFrame, max_rows: int = 60) -> pd.DataFrame:
 
 
 def render_html(title: str, facts: Sequence[str], sections: Sequence[Section], meta: str = "") -> str:
-    """A standalone HTML document: inline CSS, every chart embedded as a PNG data URI, no external reference."""
+    """A standalone HTML document: inline CSS, every chart embedded as a PNG data URI, no external reference.
+
+    No generation time inside: the same inputs give the same bytes (the manifest records when it was made)."""
     esc = html.escape
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f'<p class="meta">Generated {stamp}. {esc(meta)}</p>',
+        f'<p class="meta">{esc(meta)}</p>' if meta else "",
     ]
     if facts:
         parts.append('<ul class="facts">' + "".join(f"<li>{esc(f)}</li>" for f in facts) + "</ul>")
