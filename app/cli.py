@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 from callcast.errors import CallcastError
 
+VERBOSE = False  # set by configure_logging (the --verbose flag)
 QUIET_LOGGERS = (
     "httpx",
     "httpcore",
@@ -90,13 +92,37 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
         return 2
 
 
+class EngineChatter(logging.Filter):
+    """Drops Prefect's own INFO lines ("Finished in state Completed()", "Beginning flow run …") from the
+    terminal; our flows' and tasks' lines (progress, prints) pass. The UI keeps every line."""
+
+    PREFECT_CODE = f"{os.sep}site-packages{os.sep}prefect{os.sep}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not record.name.startswith("prefect"):
+            return True
+        return record.funcName == "print_as_log" or self.PREFECT_CODE not in record.pathname
+
+
+def quiet_terminal(verbose: bool) -> None:
+    """Attach :class:`EngineChatter` to the terminal handlers (again after Prefect configured its logging)."""
+    if verbose:
+        return
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, EngineChatter) for f in handler.filters):
+            handler.addFilter(EngineChatter())
+
+
 def configure_logging(verbose: bool) -> None:
     """Our own lines at INFO in the terminal; library chatter only with ``--verbose``."""
+    global VERBOSE
+    VERBOSE = verbose
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    quiet_terminal(verbose)
 
 
 def iso_date(text: str) -> date:
@@ -126,6 +152,9 @@ def with_prefect_api() -> None:
     from deployments.server import ensure_local_server
 
     ensure_local_server(echo=lambda line: print(line, file=sys.stderr, flush=True))
+    import prefect  # noqa: F401 - configures Prefect's logging now, so the filter below stays in place
+
+    quiet_terminal(VERBOSE)
 
 
 # -- commands -------------------------------------------------------------------------------------------
