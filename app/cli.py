@@ -417,6 +417,7 @@ def cmd_settings(args: argparse.Namespace) -> None:
 def render_summary(summary: dict[str, Any], settings) -> str:
     """The few lines a person reads at the end of `make demo` or `callcast pipeline`."""
     from callcast import catalog
+    from deployments.server import local
 
     lake = settings.resolved_lake_url()
     day = date.fromisoformat(summary["partition_date"])
@@ -466,7 +467,8 @@ def render_summary(summary: dict[str, Any], settings) -> str:
             f"({forecast['wmae_improvement']:.1%} better)",
         ]
     lines += [
-        f"Prefect UI `make serve` then http://127.0.0.1:4200 (runs, artifacts); MLflow: {settings.resolved_mlflow_uri()}",
+        f"Prefect UI {local(settings).ui_url} (runs, artifacts, callcast-state; `make stop` stops it)",
+        f"MLflow     {settings.resolved_mlflow_uri()}",
         "=" * 78,
     ]
     return "\n".join(lines)
