@@ -288,6 +288,7 @@ def scoring_rows_as_of(
         customer_ids=chosen["customer_id"].astype("int64").to_numpy(),
         rate_prior=config.context_rate_prior,
         rate_prior_weight=config.context_rate_prior_weight,
+        customer_columns=config.customer_columns(),
     )
     for column in CONTACT_DETAILS:
         if column in chosen:

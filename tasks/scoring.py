@@ -150,14 +150,17 @@ def read_contacts(lake: Lake, days: Iterable[date]) -> pd.DataFrame:
     return pd.concat(slices, ignore_index=True) if slices else pd.DataFrame(columns=wanted)
 
 
-def iter_customer_chunks(lake: Lake, day: date, chunk_rows: int, workdir: Path) -> Iterator[pd.DataFrame]:
-    """The customers snapshot in chunks of ``chunk_rows`` (typed from its manifest)."""
+def iter_customer_chunks(
+    lake: Lake, day: date, chunk_rows: int, workdir: Path, columns: Sequence[str]
+) -> Iterator[pd.DataFrame]:
+    """The customers snapshot in chunks of ``chunk_rows`` (typed from its manifest): id, the pre-call
+    ``columns`` of the company's customer schema, name, phone and the opt-out flag."""
     from callcast.csvio import pandas_read_options
 
     prefix = catalog.raw(TABLE_CUSTOMERS)
     manifest = lake.read_manifest(prefix, day)
     options = pandas_read_options(manifest.get("columns") or [])
-    wanted = [*rules.CUSTOMER_COLUMNS, *rules.CONTACT_DETAILS, "opted_out"]
+    wanted = ["customer_id", *columns, *rules.CONTACT_DETAILS, "opted_out"]
     options["dtype"] = {k: v for k, v in options["dtype"].items() if k in wanted}
     options["parse_dates"] = [c for c in options["parse_dates"] if c in wanted]
     path = lake.fetch(prefix, day, catalog.raw_file_name(TABLE_CUSTOMERS), workdir)
@@ -253,7 +256,8 @@ def prepare_chunks(
     chunk_paths: list[str] = []
     totals: dict[str, int] = {}
     profile = PopulationProfile()
-    for i, customers in enumerate(iter_customer_chunks(lake, customers_day, chunk_rows, workdir)):
+    chunks = iter_customer_chunks(lake, customers_day, chunk_rows, workdir, config.customer_columns())
+    for i, customers in enumerate(chunks):
         mask, counts = rules.eligibility(customers, summary, call_date, cooloff_days)
         for k, v in counts.items():
             totals[k] = totals.get(k, 0) + v

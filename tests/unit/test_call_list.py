@@ -331,3 +331,33 @@ def test_scoring_row_as_of_a_historical_call_date_is_that_contacts_training_row(
         assert ctx["ctx_volume_7d"] == pytest.approx(expected["ctx_volume_7d"].iloc[0])
         checked += len(group)
     assert checked >= 30
+
+
+def test_scoring_rows_follow_the_company_customer_schema_like_training(bank):
+    """A company without ``balance`` and with an extra pre-call column: scoring rows carry exactly the
+    training rows' columns, and the reasons never mention the dropped column."""
+    from callcast.schema import CustomerSchema
+    from models.propensity.features import build_training_table, latest_contacts
+
+    schema = CustomerSchema(
+        dropped_columns=["balance"], extra_columns=[{"name": "income_band", "kind": "categorical"}]
+    )
+    config = PropensityConfig().model_copy(update={"customer_schema": schema})
+    customers = (
+        bank["customers"]
+        .drop(columns=["balance"])
+        .assign(income_band=lambda f: np.where(f["customer_id"] % 3 == 0, "high", "mid"))
+    )
+    contacts = bank["contacts"]
+    table = build_training_table(customers, contacts, customer_columns=config.customer_columns())
+    call_date = rules.default_call_date(rules.data_span(contacts, date(2010, 11, 30)))
+    rows = rules.scoring_rows_as_of(customers.head(50), latest_contacts(contacts), call_date, config)
+    assert (
+        "balance" not in rows and (rows["income_band"] == customers.head(50)["income_band"].to_numpy()).all()
+    )
+    assert [c for c in table.columns if c not in ("contact_id", "y")] == [
+        c for c in rows.columns if c not in rules.CONTACT_DETAILS
+    ]
+    rows["probability"] = np.linspace(0.9, 0.1, len(rows))
+    frame = rules.finish_call_list(RuleModel(), rows, [0.5], None, "v1")
+    assert not frame["reasons"].str.contains("balance").any()
