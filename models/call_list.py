@@ -233,11 +233,14 @@ def scoring_context(history: pd.DataFrame, call_date: date, config: PropensityCo
     }
 
 
-def scoring_rows(records: pd.DataFrame, context: Mapping[str, Any]) -> pd.DataFrame:
-    """The model's input frame for customers about to be called: attributes + history + call-date context.
+def scoring_rows(
+    records: pd.DataFrame, context: Mapping[str, Any], customer_columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The model's input frame from request records: attributes + history + call-date context (the endpoint).
 
-    ``records`` holds the customer columns and the history columns (:data:`HISTORY_COLUMNS`; missing values
-    mean never contacted). The batch and the HTTP endpoint both build rows here, so they agree.
+    ``records`` holds the customer columns (default the UCI ones; pass ``config.customer_columns()`` for a
+    company schema) and the history columns (:data:`HISTORY_COLUMNS`; missing values mean never contacted),
+    as the caller knows them before the call. The batch builds its rows with :func:`scoring_rows_as_of`.
     """
     n = len(records)
     cols: dict[str, Any] = {
@@ -247,7 +250,7 @@ def scoring_rows(records: pd.DataFrame, context: Mapping[str, Any]) -> pd.DataFr
             else np.zeros(n, "int64")
         )
     }
-    for column in CUSTOMER_COLUMNS[1:]:
+    for column in customer_columns if customer_columns is not None else CUSTOMER_COLUMNS[1:]:
         values = records[column]
         cols[column] = (
             pd.to_numeric(values).astype("int64").to_numpy()
