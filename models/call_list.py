@@ -5,8 +5,9 @@ No I/O and no Prefect here: :mod:`tasks.scoring` reads the lake, writes the file
 (``app/api``) builds its rows and deciles with the same functions, so the endpoint and the batch agree.
 
 **Point in time.** A scoring row describes the customer *before the next call*, as of the call date: only
-contacts dated before the call date count, and only outcomes known before it (a sale that is not known yet is
-no sale, and not a reason to skip the customer either). The campaign context (7-day volume, 90-day conversion)
+contacts dated before the call date count (one placed on the call date itself gives only its pre-call record,
+exactly its training row), and only outcomes known before it (a sale not known yet is no sale, and no reason
+to skip the customer either). The campaign context (7-day volume, 90-day conversion)
 comes from :func:`models.propensity.features.context_for_dates` with the propensity settings in force — the
 function and the settings training uses. :func:`scoring_rows_as_of` is the one place batch rows are built,
 by the point-in-time builder of :mod:`models.propensity.features` that builds every training row.
