@@ -7,13 +7,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+import test_analytics  # tests/unit is on sys.path under pytest: the generators of test_analytics.py
 
 from models.analytics import campaign as cp
 from models.analytics import sales as sk
 from models.analytics import segmentation as sg
 from models.analytics.config import AnalyticsSettings
-
-test_analytics = pytest.importorskip("test_analytics")  # the generators of tests/unit/test_analytics.py
 
 
 @pytest.fixture(scope="module")
