@@ -147,13 +147,21 @@ class SchemaColumn(BaseModel):
 class CustomerSchema(BaseModel):
     """The company's customer columns: the UCI ones, minus ``dropped_columns``, plus ``extra_columns``.
 
-    Set through ``CALLCAST_CUSTOMER_SCHEMA__EXTRA_COLUMNS`` (JSON list of ``{name, kind, nullable}``) and
-    ``CALLCAST_CUSTOMER_SCHEMA__DROPPED_COLUMNS`` (JSON list of names). Every extra column is declared known
+    Set through ``CALLCAST_CUSTOMERS__EXTRA_COLUMNS`` (JSON list of ``{name, kind, nullable}``) and
+    ``CALLCAST_CUSTOMERS__DROPPED_COLUMNS`` (JSON list of names). Every extra column is declared known
     before a call; the data checks, the training table and the model's feature sets follow.
     """
 
-    extra_columns: list[SchemaColumn] = Field(default_factory=list)
-    dropped_columns: list[str] = Field(default_factory=list)
+    extra_columns: list[SchemaColumn] = Field(
+        default_factory=list,
+        description='Customer columns beyond the UCI ones, known before a call: JSON list of {"name", "kind": '
+        '"categorical"|"numeric", "nullable"}; checks, training, scoring rows and the model follow.',
+    )
+    dropped_columns: list[str] = Field(
+        default_factory=list,
+        description='UCI customer attributes this company does not have (e.g. ["balance"]); features built '
+        "from them leave the model.",
+    )
 
     @field_validator("dropped_columns")
     @classmethod

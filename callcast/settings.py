@@ -196,7 +196,7 @@ class Settings(BaseSettings):
     export: ExportSettings = Field(default_factory=ExportSettings)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     propensity: PropensityConfig = Field(default_factory=PropensityConfig)
-    customer_schema: CustomerSchema = Field(
+    customers: CustomerSchema = Field(
         default_factory=CustomerSchema,
         description="The company's customer columns (extra pre-call columns, dropped ones); checks, training "
         "and scoring follow it.",
@@ -217,13 +217,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _one_customer_schema(self) -> Settings:
         """The top-level customer schema is the only one: the checks and the propensity model follow it."""
-        if self.checks.customer_schema != self.customer_schema:
-            self.checks = self.checks.model_copy(update={"customer_schema": self.customer_schema})
-        if (
-            self.propensity.customer_schema != self.customer_schema
-            or self.customer_schema != CustomerSchema()
-        ):
-            self.propensity = self.propensity.for_schema(self.customer_schema)
+        for section in ("checks", "propensity"):
+            nested = getattr(self, section).customer_schema
+            if nested not in (CustomerSchema(), self.customers):
+                raise ValueError(
+                    f"set the customer schema once, with CALLCAST_CUSTOMERS__*; "
+                    f"CALLCAST_{section.upper()}__CUSTOMER_SCHEMA__* is derived from it"
+                )
+        if self.checks.customer_schema != self.customers:
+            self.checks = self.checks.model_copy(update={"customer_schema": self.customers})
+        if self.propensity.customer_schema != self.customers or self.customers != CustomerSchema():
+            self.propensity = self.propensity.for_schema(self.customers)
         return self
 
     def resolved_database_url(self) -> str:

@@ -65,10 +65,13 @@ class ChecksConfig(BaseModel):
         ge=1,
         description="Incremental tables: warn when rows differ from the previous slice by this factor.",
     )
-    ranges: dict[str, dict[str, list[ValueRange]]] = Field(default_factory=_default_ranges)
+    ranges: dict[str, dict[str, list[ValueRange]]] = Field(
+        default_factory=_default_ranges,
+        description="Allowed value ranges per table and column, each critical or warning.",
+    )
     customer_schema: CustomerSchema = Field(
         default_factory=CustomerSchema,
-        description="The customers table's columns; copied from the top-level CALLCAST_CUSTOMER_SCHEMA__*.",
+        description="Derived from CALLCAST_CUSTOMERS__* (set there; setting it here is refused).",
     )
     sensitive_columns: list[str] = Field(default=["name", "phone"], description="Masked in sample rows.")
     fallback_to_last_good: bool = Field(

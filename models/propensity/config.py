@@ -234,12 +234,20 @@ def _default_candidates() -> list[Candidate]:
 class PropensityConfig(BaseModel):
     """Everything that shapes a propensity training run. Defaults are the project's choices."""
 
-    seed: int = 20260101
+    seed: int = Field(
+        default=20260101, description="Seed of every random step of training (search, models, bootstrap)."
+    )
     holdout_fraction: float = Field(
         default=0.2, gt=0, lt=0.5, description="Most recent share of contacts held out."
     )
-    feature_sets: dict[str, FeatureSet] = Field(default_factory=_default_feature_sets)
-    candidates: list[Candidate] = Field(default_factory=_default_candidates)
+    feature_sets: dict[str, FeatureSet] = Field(
+        default_factory=_default_feature_sets,
+        description="Named feature sets (raw pre-call columns or named derived features of them).",
+    )
+    candidates: list[Candidate] = Field(
+        default_factory=_default_candidates,
+        description="Estimator x feature set x grid; each lists the profiles that search it.",
+    )
     search_iterations: dict[str, int] = Field(
         default_factory=lambda: {"quick": 2, "full": 6, "large": 16},
         description="Parameter settings tried per candidate (seeded random search).",
@@ -270,7 +278,11 @@ class PropensityConfig(BaseModel):
         default=None,
         description="Sample weight halves every this many days back from the training end; None = off.",
     )
-    calibration: Literal["sigmoid", "none"] = "sigmoid"
+    calibration: Literal["sigmoid", "none"] = Field(
+        default="sigmoid",
+        description="Platt recalibration on the latest training rows (a slope that would invert the ranking is "
+        "refused: only the level moves), or none.",
+    )
     calibration_window_fraction: float = Field(
         default=0.15,
         gt=0,
@@ -298,11 +310,11 @@ class PropensityConfig(BaseModel):
     )
     customer_schema: CustomerSchema = Field(
         default_factory=CustomerSchema,
-        description="The company's customer columns; set from the top-level CALLCAST_CUSTOMER_SCHEMA__* "
-        "settings by for_schema() (the checks read the same section).",
+        description="Derived from CALLCAST_CUSTOMERS__* (set there; setting it here is refused).",
     )
     behaviour_sample_rows: int = Field(default=2000, description="Holdout rows the behaviour tests perturb.")
     excluded_features: dict[str, str] = Field(
+        description="Columns kept out of the model and why (shown on the card; the pre-call allowlist enforces it).",
         default_factory=lambda: {
             "duration": "length of the call: known only after the call, so it leaks the outcome",
             "pdays": "days since a previous campaign's contact: excluded by the company's specification "
@@ -311,7 +323,7 @@ class PropensityConfig(BaseModel):
             "phone": "identity, not a behaviour signal",
             "opted_out": "decides who may be called, not who buys",
             "day": "day of month ties rows to campaign calendars of the past; no stable meaning ahead",
-        }
+        },
     )
 
     def candidates_for(self, profile: Profile) -> list[Candidate]:

@@ -21,8 +21,8 @@ EXTRA = [{"name": "income_band", "kind": "categorical"}, {"name": "tenure_years"
 
 @pytest.fixture
 def variant_env(monkeypatch: pytest.MonkeyPatch) -> CustomerSchema:
-    monkeypatch.setenv("CALLCAST_CUSTOMER_SCHEMA__DROPPED_COLUMNS", '["balance"]')
-    monkeypatch.setenv("CALLCAST_CUSTOMER_SCHEMA__EXTRA_COLUMNS", json.dumps(EXTRA))
+    monkeypatch.setenv("CALLCAST_CUSTOMERS__DROPPED_COLUMNS", '["balance"]')
+    monkeypatch.setenv("CALLCAST_CUSTOMERS__EXTRA_COLUMNS", json.dumps(EXTRA))
     return CustomerSchema(extra_columns=EXTRA, dropped_columns=["balance"])
 
 
@@ -49,7 +49,7 @@ def test_the_settings_carry_one_customer_schema_to_checks_and_model(variant_env)
     from data_checks.specs import plan_suite, table_spec
 
     settings = get_settings()
-    assert settings.customer_schema == variant_env
+    assert settings.customers == variant_env
     spec = table_spec("customers", schema=settings.checks.customer_schema)
     assert "balance" not in spec.column_names and {"income_band", "tenure_years"} <= set(spec.column_names)
     plans = plan_suite(spec, date(2010, 11, 30), settings.checks)
