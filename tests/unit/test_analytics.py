@@ -507,3 +507,24 @@ def test_same_inputs_give_byte_identical_outputs(tmp_path: Path):
     assert set(runs[0]) == set(runs[1])
     for name in runs[0]:
         assert runs[0][name].read_bytes() == runs[1][name].read_bytes(), name
+
+
+def test_sales_rows_repeated_across_slices_count_once_and_later_rows_wait(tmp_path: Path):
+    sales, stores, products = planted_sales(days=400)
+    again = sales.tail(30)  # a rerun slice repeating the last rows
+    later = sales.tail(5).assign(sale_id=lambda d: d["sale_id"] + 10**6, sale_date=AS_OF + timedelta(days=2))
+    out = sales_analysis(
+        pd.concat([sales, again, later]), stores, products, None, None, AnalyticsSettings(), tmp_path, AS_OF
+    )
+    counts = out.summary["counts"]
+    assert counts["duplicates_dropped"] == 30 and counts["after_as_of_dropped"] == 5
+    assert out.summary["facts_kpi"]["total_revenue_cents"] == int(
+        sum(Decimal(v) for v in sales["revenue"]) * 100
+    )
+    assert any("duplicate sale rows" in w for w in out.warnings)
+
+
+def test_campaign_without_known_outcomes_is_refused_in_words(tmp_path: Path):
+    contacts = make_contacts([1, 2], y=[None, None])
+    with pytest.raises(ValueError, match="No contact with a known outcome"):
+        campaign_analysis(make_customers(2), contacts, None, AnalyticsSettings(), tmp_path, AS_OF)
