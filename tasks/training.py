@@ -197,7 +197,11 @@ def champion_on_holdout(
     if name in known and params is not None:
         p = holdout_scores_of_recipe(name, params, table, config)
         return p, info, f"champion {info['version']} recipe {name} refitted on the same training part"
-    model, info = registry.load_model(lake, MODEL_NAME, "champion")
+    try:
+        model, info = registry.load_model(lake, MODEL_NAME, "champion")
+    except registry.ModelIntegrityError as exc:
+        get_logger().warning("champion %s cannot be compared: %s", info["version"], exc)
+        return None
     p = model.predict_proba(holdout_inputs)[:, 1]
     return (
         p,
