@@ -150,8 +150,12 @@ def served(request, tmp_path_factory) -> Served:
     """The session's served installation (started on first use, stopped when the session ends)."""
     if "served" in _SHARED:
         return _SHARED["served"]
+    import tempfile
+
     webhook = Webhook()
-    home = tmp_path_factory.mktemp("callcast-served")
+    # Outside pytest's numbered basetemp: concurrent pytest sessions prune old basetemps, and a served
+    # installation whose PID files vanished could not be stopped by `callcast stop`.
+    home = Path(tempfile.mkdtemp(prefix="callcast-served-"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CALLCAST_", "PREFECT_API_URL"))}
     env.update(
@@ -178,13 +182,29 @@ def served(request, tmp_path_factory) -> Served:
     )
 
     def shutdown() -> None:
+        import shutil
+        import signal
+
         instance.cli("stop", timeout=120, check=False)
+        for pgid in instance.notes.get("process_groups", []):  # safety net: never leave a server behind
+            try:
+                still_ours = b"prefect" in Path(f"/proc/{pgid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if still_ours:
+                os.killpg(pgid, signal.SIGKILL)
         webhook.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
     instance.notes["tmp_path_factory"] = tmp_path_factory
     request.config.add_cleanup(shutdown)
     done = instance.cli("serve", timeout=900, check=False)
     instance.serve_output = done.stdout + done.stderr
+    instance.notes["process_groups"] = [
+        json.loads((home / "run" / name).read_text())["pid"]
+        for name in ("prefect-server.pid", "prefect-worker.pid")
+        if (home / "run" / name).exists()
+    ]
     assert done.returncode == 0, instance.serve_output[-4000:]
     _SHARED["served"] = instance
     return instance

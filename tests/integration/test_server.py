@@ -118,6 +118,13 @@ def test_commands_start_one_server_reuse_it_and_stop_leaves_nothing(tmp_path, tm
     home, port = tmp_path / "home", free_port()
     install_database(tmp_path_factory, home)
     env = _bare_env(home, port)
+    try:
+        _start_reuse_and_stop(home, port, env)
+    finally:
+        _callcast(env, "stop")
+
+
+def _start_reuse_and_stop(home: Path, port: int, env: dict[str, str]) -> None:
     assert _callcast(env, "status").returncode == 1  # nothing runs yet
     both = [
         subprocess.Popen(
