@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import tempfile
 from datetime import date, timedelta
@@ -87,7 +88,7 @@ def test_byo_weekly_csv_on_dask_matches_local_run(
     report = json.loads(lake.read_bytes(prefix, day, "backtest.json"))
     assert report["series"] == 10 and report["naive_wmae"] > 0
     assert {"wmae_ratio", "share_beating_naive", "median_mase", "coverage80", "coverage95"} <= set(report)
-    series = lake.read_csv(prefix, day, "backtest_series.csv")
+    series = pd.read_csv(io.BytesIO(lake.read_bytes(prefix, day, "backtest_series.csv")))
     assert {"wmae", "mase", "naive_wmae", "model", "reason"} <= set(series.columns)
     assert set(fc["model"]) == set(series["model"])
 
