@@ -366,9 +366,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with_prefect_api()
     from flows.pipeline import daily_pipeline
 
-    print("[3/3] export -> checks -> train + promotion gate -> call list -> forecasts", flush=True)
+    print("[3/4] export -> checks -> train + promotion gate -> call list -> forecasts -> monitoring", flush=True)
     summary = daily_pipeline(partition_date=args.date, profile=args.profile, capacity=args.capacity)
+    print("[4/4] business analyses: segments, campaign effectiveness, sales KPIs", flush=True)
+    from flows.analytics import analytics
+
+    reports = analytics(as_of=date.fromisoformat(summary["partition_date"]))
     print(render_summary(summary, settings))
+    for name, result in reports.items():
+        print(f"Analysis   {name:<13} {result.get('report', '')}")
 
 
 def cmd_serve_api(args: argparse.Namespace) -> int:
