@@ -226,6 +226,7 @@ def loop_server(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator
                 process.kill()
 
 
+@pytest.mark.timeout(2400)  # a server, a deployment run and a retraining on a shared 2-core machine
 def test_drift_event_starts_one_gated_retraining_and_the_cooldown_holds(loop_server):
     env = loop_server
     stored = _client(env, "deployment", deployment=f"train-propensity/{RETRAIN}")
