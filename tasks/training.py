@@ -201,7 +201,7 @@ def champion_on_holdout(
         model, info = registry.load_model(lake, MODEL_NAME, "champion")
     except registry.ModelIntegrityError as exc:
         get_logger().warning("champion %s cannot be compared: %s", info["version"], exc)
-        return None
+        return None, info, f"champion {info['version']} failed verification and was not compared ({exc})"
     p = model.predict_proba(holdout_inputs)[:, 1]
     return (
         p,
@@ -233,6 +233,9 @@ def register_and_gate(
     else:
         champion_p, champion_info, how = compared
         champion_version = champion_info["version"]
+    if compared is not None and champion_p is None:
+        notes.append(how)
+    elif compared is not None:
         champion_metrics = evaluate(result.holdout_y, champion_p, result.holdout_dates, config.capacity_share)
         paired = bootstrap_intervals(
             {

@@ -474,3 +474,32 @@ def test_the_capacity_share_setting_changes_the_measured_capture(monkeypatch):
     narrow = evaluate(y, p, dates, PropensityConfig().capacity_share)
     assert wide["calls"] == 300 and narrow["calls"] == 120
     assert wide["capture_at_capacity"] > narrow["capture_at_capacity"]
+
+
+def test_register_and_gate_signs_the_fresh_refit_and_skips_an_unverifiable_champion(
+    table, tmp_path, monkeypatch
+):
+    from callcast.lake import Lake
+    from callcast.storage import LocalStorage
+    from tasks import registry
+    from tasks.training import register_and_gate
+
+    monkeypatch.setenv("CALLCAST_HOME", str(tmp_path / "home"))
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    config = small_config()
+    result = train_propensity_model(table, config, "quick")
+    # an old champion registered before signing (no signature) and of an unknown recipe
+    registry.register_model(lake, "propensity", result.final_pipeline, {"candidate": "gone/recipe"})
+    info = lake.read_json("registry/propensity/v0001/model.json")
+    info.pop("pickle_hmac_sha256")
+    lake.write_json("registry/propensity/v0001/model.json", info)
+    registry.set_alias(lake, "propensity", "champion", "v0001")
+    summary = register_and_gate(lake, result, table, [], config, None, fingerprint="f" * 64)
+    assert summary["promoted"] and any("failed verification" in r for r in summary["reasons"])
+    model, stored = registry.load_model(lake, "propensity", "champion")  # signed: loads
+    assert stored["version"] == "v0002" and stored["data_window"]["fit"] == list(result.fit_window)
+    assert stored["metrics"] == result.chosen.holdout  # figures of the selection fit
+    rows = table.tail(50)
+    np.testing.assert_allclose(model.predict_proba(rows), result.final_pipeline.predict_proba(rows))
+    assert "data:image/png;base64," in summary["card"]
+    assert registry.find_by_fingerprint(lake, "propensity", "f" * 64)["version"] == "v0002"
