@@ -10,8 +10,9 @@ Rules that keep the reasons useful to a caller:
 - a factor is shown only if it *raises* the customer's score against the average customer (a reason to call);
 - the way they were contacted (``contact``) and the call-date context are no reasons: they say nothing about
   the person, so they are never perturbed;
-- a phrase that every listed customer would get is dropped from the whole list (it tells the caller nothing
-  about this customer), and the next-strongest factor takes its place.
+- a phrase that (nearly) every listed customer would get -- more than ``max_share`` of the list, 80% by
+  default -- is dropped from the whole list (it tells the caller nothing about this customer), and the
+  next-strongest factor takes its place.
 
 The reference customer is built from value counts collected chunk by chunk (:class:`PopulationProfile`), so it
 describes the whole eligible population, not the list.
@@ -213,12 +214,13 @@ def explain(
     top: int = 3,
     min_delta: float = 0.005,
     factors: Sequence[Factor] = FACTORS,
+    max_share: float = 0.8,
 ) -> list[str]:
     """For each row, up to ``top`` reasons joined by ``"; "``, strongest first (empty if none lifts the score).
 
-    A phrase every row of ``frame`` would get (more than one row) is dropped for all of them, and the
-    next-strongest factor of each row is used instead. ``reference`` defaults to the average customer of
-    ``frame`` itself (the batch passes the eligible population's, see :class:`PopulationProfile`).
+    A phrase more than ``max_share`` of the rows of ``frame`` would get (more than one row) is dropped for all
+    of them, and the next-strongest factor of each row is used instead. ``reference`` defaults to the average
+    customer of ``frame`` itself (the batch passes the eligible population's, see :class:`PopulationProfile`).
     """
     frame = frame.reset_index(drop=True)
     if reference is None:
@@ -237,5 +239,9 @@ def explain(
         candidates.append(row)
     universal: set[str] = set()
     if len(candidates) > 1:
-        universal = set.intersection(*(set(p for _, p in row) for row in candidates))
+        counts: dict[str, int] = {}
+        for row in candidates:
+            for phrase in {p for _, p in row}:
+                counts[phrase] = counts.get(phrase, 0) + 1
+        universal = {p for p, n in counts.items() if n > max_share * len(candidates) or n == len(candidates)}
     return ["; ".join([p for _, p in row if p not in universal][:top]) for row in candidates]

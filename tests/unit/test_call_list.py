@@ -280,6 +280,8 @@ def test_reasons_on_real_rows_are_varied_truthful_and_never_the_channel(bank):
     assert reasons.nunique() > 30 and reasons.value_counts().iloc[0] < 0.25 * len(frame)
     phrases = [set(r.split("; ")) for r in reasons if r]
     assert not set.intersection(*phrases)  # no reason shared by every listed customer
+    shares = pd.Series([p for row in phrases for p in row]).value_counts() / len(frame)
+    assert shares.max() <= 0.8  # nor by nearly every one
     assert not reasons.str.contains("cellular|telephone").any()
     for text, row in zip(reasons, listed.itertuples(), strict=True):
         if "previous campaign succeeded" in text:
