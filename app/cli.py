@@ -447,15 +447,14 @@ def render_summary(summary: dict[str, Any], settings) -> str:
     call_list = summary.get("call_list")
     if call_list:
         lines += [
-            f"Call list  {call_list['path']}   ({call_list['rows']:,} customers, model "
-            f"{call_list['model_version']})",
-            f"           expected sales {call_list['expected_sales']:.1f} vs {call_list['random_expected']:.1f} "
-            "calling the same number at random",
+            f"Call list  {call_list.get('headline') or call_list['path']}",
+            f"           workbook {call_list.get('delivered_to') or call_list.get('workbook')}",
+            f"           CSV      {call_list['path']}",
         ]
         for row in call_list.get("head", [])[:5]:
             lines.append(
-                f"           #{row['rank']:<4} {row['name']:<32} p={float(row['probability']):.3f}  "
-                f"{row['reasons']}"
+                f"           #{row['rank']:<4} {row.get('band', ''):<7} {row['name']:<32} "
+                f"p={float(row['probability']):.3f}  {row['reasons']}"
             )
     monitoring = summary.get("monitoring")
     if monitoring:
