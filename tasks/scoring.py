@@ -334,15 +334,23 @@ def publish_call_list(
 
     Returns the committed manifest and the new pointer (None when ``latest`` stayed on a newer list).
     """
-    log = get_logger()
     document = lake.commit_partition(catalog.call_lists(), partition_date, files, manifest)
+    # One pointer writer at a time: read, compare dates, copy, replace and clean up under the dataset's lease,
+    # so two runs can neither move `latest` backwards nor delete the copies the other's pointer names.
+    with lake.lease(catalog.call_lists(), None, owner="call-list latest pointer"):
+        return document, _move_latest(lake, partition_date, files, document, force)
+
+
+def _move_latest(
+    lake: Lake, partition_date: date, files: Mapping[str, Path], document: Mapping[str, Any], force: bool
+) -> dict[str, Any] | None:
     current = read_latest_pointer(lake)
     if current and date.fromisoformat(current["partition_date"]) > partition_date and not force:
-        log.warning(
+        get_logger().warning(
             "call list %s committed; latest stays on the newer list of %s (pass force to move it back)",
             partition_date, current["partition_date"],
         )  # fmt: skip
-        return document, None
+        return None
     digests = {_logical(e): e["sha256"] for e in document["files"]}
     version = hashlib.sha256("".join(digests[n] for n in sorted(digests)).encode()).hexdigest()[:16]
     keys = {name: catalog.call_list_latest_file(version, name) for name in files}
@@ -369,7 +377,7 @@ def publish_call_list(
     for key in lake.storage.list(catalog.call_list_latest_dir() + "/"):
         if key not in keep:
             lake.storage.delete(key)
-    return document, pointer
+    return pointer
 
 
 def _logical(entry: Mapping[str, Any]) -> str:

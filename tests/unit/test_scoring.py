@@ -364,3 +364,45 @@ def test_kill_9_at_each_publishing_step_leaves_a_consistent_latest_and_a_rerun_r
     copies = lake.storage.list(catalog.call_list_latest_dir() + "/")
     pointer = lake.read_json(catalog.call_list_latest_pointer())
     assert sorted(copies) == sorted(f["key"] for f in pointer["files"].values())
+
+
+def _publish_days(lake_dir: str, work: str, days: list[int], start) -> None:
+    lake, work_dir = Lake(LocalStorage(lake_dir)), Path(work)
+    header = ",".join(rules.CALL_LIST_HEADER) + "\n"
+    start.wait(30)
+    for i in days:
+        path = work_dir / f"{os.getpid()}.csv"
+        path.write_text(header + "".join(f"{j},{j},N{i},+1,0.5,1,,v{i}\n" for j in range(1, 2 + i % 7)))
+        scoring.publish_call_list(
+            lake, date(2024, 1, 1) + timedelta(days=i), {"call_list.csv": path}, {"rows": i}
+        )
+    os._exit(0)
+
+
+def test_two_concurrent_publishers_never_move_latest_backwards_or_break_it(tmp_path):
+    """One writer publishes even days, another odd days, at the same time: latest ends on the newest day, its
+    file matches, and only that day's copies are left."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    lake_dir, work = tmp_path / "lake", tmp_path / "work"
+    work.mkdir()
+    start = context.Event()
+    writers = [
+        context.Process(target=_publish_days, args=(str(lake_dir), str(work), list(range(k, 40, 2)), start))
+        for k in (0, 1)
+    ]
+    for w in writers:
+        w.start()
+    start.set()
+    for w in writers:
+        w.join(120)
+        assert w.exitcode == 0
+    lake = Lake(LocalStorage(lake_dir))
+    pointer = lake.read_json(catalog.call_list_latest_pointer())
+    assert pointer["partition_date"] == (date(2024, 1, 1) + timedelta(days=39)).isoformat()
+    assert b"N39" in scoring.read_latest_call_list(lake)
+    assert len(lake.partitions(catalog.call_lists())) == 40
+    assert sorted(lake.storage.list(catalog.call_list_latest_dir() + "/")) == [
+        pointer["files"]["call_list.csv"]["key"]
+    ]
