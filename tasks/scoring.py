@@ -329,8 +329,10 @@ def publish_call_list(
     files: Mapping[str, Path],
     manifest: Mapping[str, Any],
     force: bool = False,
+    serving: tuple[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Commit the call-list partition of ``partition_date``, then move ``latest`` if the date is not older (or ``force``).
+    """Commit the call-list partition of ``partition_date``, then move ``latest`` unless a newer list is there
+    (``force`` moves it back); ``serving`` (key, document) is written only if ``latest`` moved.
 
     Returns the committed manifest and the new pointer (None when ``latest`` stayed on a newer list).
     """
@@ -338,7 +340,10 @@ def publish_call_list(
     # One pointer writer at a time: read, compare dates, copy, replace and clean up under the dataset's lease,
     # so two runs can neither move `latest` backwards nor delete the copies the other's pointer names.
     with lake.lease(catalog.call_lists(), None, owner="call-list latest pointer"):
-        return document, _move_latest(lake, partition_date, files, document, force)
+        pointer = _move_latest(lake, partition_date, files, document, force)
+        if pointer is not None and serving is not None:
+            lake.write_json(serving[0], serving[1])  # the endpoint follows the latest list only
+        return document, pointer
 
 
 def _move_latest(
@@ -503,18 +508,23 @@ def build_call_list(
     }
     files = {rules.CALL_LIST_CSV: csv_path, rules.CALL_LIST_XLSX: xlsx_path}
     fault_point("scoring.files_written")
-    document, pointer = publish_call_list(lake, day, files, manifest, force=force)
-    if pointer is not None:
-        serving = {
-            "model": MODEL_NAME,
-            "model_version": model_version,
-            "partition_date": day.isoformat(),
-            "scored_rows": int(len(probs)),
-            "decile_cuts": cuts,
-            **prepared["context"],
-            "written_at": utc_now_iso(),
-        }
-        lake.write_json(catalog.serving_context(MODEL_NAME, model_version), serving)
+    serving = {
+        "model": MODEL_NAME,
+        "model_version": model_version,
+        "partition_date": day.isoformat(),
+        "scored_rows": int(len(probs)),
+        "decile_cuts": cuts,
+        **prepared["context"],
+        "written_at": utc_now_iso(),
+    }
+    document, pointer = publish_call_list(
+        lake,
+        day,
+        files,
+        manifest,
+        force=force,
+        serving=(catalog.serving_context(MODEL_NAME, model_version), serving),
+    )
     delivered = deliver_workbook(xlsx_path, delivery_dir, prepared["call_date"])
     path = lake.describe(partition_file_key(document, catalog.call_lists(), day, rules.CALL_LIST_CSV))
     text = rules.headline(facts)
