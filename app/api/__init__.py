@@ -2,6 +2,9 @@
 
 - ``POST /score``: one customer (a JSON object) or a batch (``{"customers": [...]}``) -> probability, decile,
   model version. Invalid input -> 422 with field-level errors.
+- ``GET /forecasts/{series_id}`` (``?namespace=`` for a bring-your-own run) and ``POST /forecasts/batch``: the latest
+  committed sales forecasts with 80%/95% intervals and the model used; 404 for an unknown series
+  (:mod:`app.api.forecasts`).
 - ``GET /health``: serving state (model loaded, last reload error). ``GET /model``: the champion's model.json
   summary and the scoring context in use.
 

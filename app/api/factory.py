@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from app.api.forecasts import forecast_router
 from app.api.holder import ModelHolder, Served
 from app.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware, is_loopback
 from app.api.schemas import BatchOut, ScoreOut
@@ -41,7 +42,8 @@ def create_app(
             f"The scoring API is configured to listen on {api.host}, beyond loopback, without an API key: "
             "set CALLCAST_API__API_KEY (clients send it as X-API-Key) or bind to 127.0.0.1."
         )
-    holder = ModelHolder(lake or open_lake(settings), api.reload_seconds)
+    lake = lake or open_lake(settings)
+    holder = ModelHolder(lake, api.reload_seconds)
     batcher = MicroBatcher()
 
     @asynccontextmanager
@@ -119,6 +121,8 @@ def create_app(
             "scoring_context_from_batch": served.serving_found,
             "scorer": served.scorer_note,
         }
+
+    app.include_router(forecast_router(lake))  # GET /forecasts/{series_id}, POST /forecasts/batch
 
     app.add_middleware(ScoreMiddleware, endpoint=endpoint)
     app.add_middleware(BodyLimitMiddleware, max_bytes=api.max_body_bytes)

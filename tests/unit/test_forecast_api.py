@@ -69,3 +69,17 @@ def test_batch_and_namespaces(setup, tmp_path: Path) -> None:
     assert byo["partition_date"] == "2026-03-01" and byo["namespace"] == "shop"
     assert client.get("/forecasts/1/ALL").json()["partition_date"] == "2025-12-31"  # company's untouched
     assert client.get("/forecasts/1/ALL", params={"namespace": "other"}).status_code == 404
+
+
+def test_the_served_app_mounts_the_forecast_routes(tmp_path: Path) -> None:
+    from app.api import create_app
+    from callcast.settings import get_settings
+
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    _commit(lake, tmp_path, date(2025, 12, 31), 5.0)
+    settings = get_settings(home=tmp_path / "home", lake_url=str(tmp_path / "lake"))
+    with TestClient(create_app(settings, lake, start_reloader=False), base_url="http://127.0.0.1") as client:
+        r = client.get("/forecasts/007")
+        assert r.status_code == 200 and r.json()["model"] == "tsb"
+        assert client.get("/forecasts/nope").status_code == 404
+        assert client.post("/score", json={}).status_code in (422, 503)  # scoring still answers as before
