@@ -305,6 +305,7 @@ def prefect_secret_figure(work: Path) -> dict:
     url = secret_url_forms(sa.make_url(PG), SECRET)["?password="]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(home), "CALLCAST_DATABASE_URL": url}
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "CALLCAST_HOME": str(work / "callcast-home")}
+    env |= {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600", "CALLCAST_SERVER__AUTOSTART": "false"}
     env.pop("PREFECT_API_URL", None)
     env.pop("CALLCAST_EXPORT__POSTGRES_CLIENT", None)
     mlflow_dir = ROOT / ".callcast"
@@ -325,6 +326,7 @@ def prefect_secret_figure(work: Path) -> dict:
         "lake": find_secret(SECRET, [work / "lake-flow"], []),
         "logs": find_secret(SECRET, [], [done.stdout, done.stderr]),
         "prefect_db": find_secret(SECRET, [home], []),
+        "prefect_db_holds_the_run": find_secret("daily-export", [home], []) > 0,  # the grep saw a real db
         "mlflow_db": find_secret(SECRET, mlflow_files, []),
     }
 
