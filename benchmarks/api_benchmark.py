@@ -4,13 +4,19 @@ Fits a logistic-regression champion on bank-full into a temporary lake, then:
 
 1. in-process cost of one single-customer ``score_records`` call: the pipeline path (pandas rows +
    ``predict_proba``, what the endpoint did before) against the compiled scorer (``models.propensity.serving``);
-2. starts ``callcast serve-api`` (uvicorn, ``--workers``) on 127.0.0.1 and sends ``--requests`` POST /score
-   requests from ``--clients`` concurrent asyncio/httpx clients, one connection each (one customer per request,
-   resampled from UCI rows); this client shares the 2 cores with the server and is slower than it;
+2. for each worker count of ``--workers`` (default ``1,2``: the first is the baseline), starts
+   ``callcast serve-api --workers N`` (uvicorn processes sharing the port, each loading the champion on its own:
+   nothing else is shared, so N workers behave like N instances behind a balancer) on 127.0.0.1 and sends
+   ``--requests`` POST /score requests from ``--clients`` concurrent asyncio/httpx clients, one connection each
+   (one customer per request, resampled from UCI rows), spread over ``--client-processes`` processes; the
+   clients share the machine's cores with the server;
 3. when ``wrk`` is on PATH, ``wrk -t1 -c<clients> -d<wrk-seconds>s --latency`` against the same server
    (a Lua script cycling through 200 customers).
 
-    .venv/bin/python benchmarks/api_benchmark.py [--requests 10000] [--clients 20] [--workers 1]
+Prints throughput and p99 per worker count and the ratio to the first.
+
+    .venv/bin/python benchmarks/api_benchmark.py [--requests 10000] [--clients 20] [--workers 1,2]
+        [--client-processes 1]
 """
 
 from __future__ import annotations
@@ -177,6 +183,45 @@ def _wrk(url: str, payloads: list[dict], clients: int, seconds: int, tmp: Path) 
     }
 
 
+def _client_process(url: str, payloads: list[dict], clients: int, barrier, results) -> None:
+    """One client process: warm up, wait for the others, then send its share; reports latencies and times."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    asyncio.run(_load(url, payloads[: min(200, len(payloads))], clients))  # warm-up
+    barrier.wait()
+    t0 = time.time()
+    latencies, errors = asyncio.run(_load(url, payloads, clients))
+    results.put((latencies, errors, t0, time.time()))
+
+
+def _measure(url: str, payloads: list[dict], clients: int, processes: int) -> tuple[list[float], int, float]:
+    """Latencies, errors and wall seconds of ``payloads`` sent by ``clients`` connections in ``processes``."""
+    if processes <= 1:
+        asyncio.run(_load(url, payloads[: min(500, len(payloads))], clients))  # warm-up
+        t0 = time.perf_counter()
+        latencies, errors = asyncio.run(_load(url, payloads, clients))
+        return latencies, errors, time.perf_counter() - t0
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    shares = [payloads[i::processes] for i in range(processes)]
+    conns = [clients // processes + (i < clients % processes) for i in range(processes)]
+    procs = [
+        ctx.Process(target=_client_process, args=(url, share, n, barrier, results))
+        for share, n in zip(shares, conns, strict=True)
+    ]
+    for proc in procs:
+        proc.start()
+    got = [results.get(timeout=900) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    latencies = [x for lat, _, _, _ in got for x in lat]
+    return latencies, sum(e for _, e, _, _ in got), max(g[3] for g in got) - min(g[2] for g in got)
+
+
 def _start_server(lake_dir: Path, home: str, port: int, workers: int) -> subprocess.Popen:
     import httpx
 
@@ -200,35 +245,55 @@ def _start_server(lake_dir: Path, home: str, port: int, workers: int) -> subproc
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=10_000, help="Python-client requests (bounded)")
+    p.add_argument("--requests", type=int, default=10_000, help="Python-client requests per worker count")
     p.add_argument("--clients", type=int, default=20, help="concurrent clients / wrk connections")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument(
+        "--workers", default="1,2", help="uvicorn worker counts to compare, the first is the baseline"
+    )
+    p.add_argument("--client-processes", type=int, default=1, help="processes the clients are spread over")
     p.add_argument("--wrk-seconds", type=int, default=15, help="wrk duration")
     a = p.parse_args()
+    counts = [int(x) for x in a.workers.split(",") if x.strip()]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="callcast-apibench-") as tmp:
+        # the champion is signed with the key under CALLCAST_HOME: the server must read the same one
+        os.environ["CALLCAST_HOME"] = tmp
         lake_dir = Path(tmp) / "lake"
         lake = _lake_with_champion(lake_dir)
         payloads = _payloads(a.requests)
         costs = _per_call_costs(lake, payloads)
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = _start_server(lake_dir, tmp, port, a.workers)
         # This process holds the training data, sklearn and pandas: a full collection here takes ~150 ms and
         # would show up as client-side latency. Freeze what exists; the clients' own garbage stays collectable.
         del lake
         gc.collect()
         gc.freeze()
-        try:
-            asyncio.run(_load(url, payloads[: min(500, len(payloads))], a.clients))  # warm-up
-            t0 = time.perf_counter()
-            latencies, errors = asyncio.run(_load(url, payloads, a.clients))
-            seconds = time.perf_counter() - t0
-            wrk = _wrk(f"{url}/score", payloads, a.clients, a.wrk_seconds, Path(tmp))
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-    ms = np.asarray(latencies) * 1000
-    print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+        for workers in counts:
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}"
+            server = _start_server(lake_dir, tmp, port, workers)
+            try:
+                load = os.getloadavg()[0]
+                latencies, errors, seconds = _measure(url, payloads, a.clients, a.client_processes)
+                wrk = _wrk(f"{url}/score", payloads, a.clients, a.wrk_seconds, Path(tmp))
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+            ms = np.asarray(latencies) * 1000
+            rows.append(
+                {
+                    "workers": workers,
+                    "requests": len(latencies),
+                    "rps": len(latencies) / seconds,
+                    "p50": float(np.percentile(ms, 50)),
+                    "p90": float(np.percentile(ms, 90)),
+                    "p99": float(np.percentile(ms, 99)),
+                    "max": float(ms.max()),
+                    "errors": errors,
+                    "load": load,
+                    "wrk": wrk,
+                }
+            )
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end, {os.cpu_count()} CPUs")
     print(f"serving scorer: {costs['scorer']}")
     print(
         f"one single-customer score_records call: pipeline path {costs['pipeline']:,.0f} us, "
@@ -236,21 +301,31 @@ def main() -> None:
         f"identical responses {costs['identical']}"
     )
     print(
-        f"uvicorn {a.workers} worker(s), 127.0.0.1, single-customer POST /score, {a.clients} concurrent clients"
+        f"127.0.0.1, single-customer POST /score, {a.clients} concurrent clients in {a.client_processes} "
+        f"client process(es), python/httpx client; baseline = {counts[0]} worker(s)  ({GOAL})"
     )
+    base = rows[0]
     print(
-        f"  python/httpx client: {a.requests:,} requests, {a.requests / seconds:,.0f} req/s; "
-        f"p50 {np.percentile(ms, 50):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
-        f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms; errors {errors}  ({GOAL})"
+        "| uvicorn workers | requests | throughput | vs baseline | p50 | p90 | p99 | p99 vs baseline | max | errors | load at start |"
     )
-    if wrk is None:
-        print("  wrk: not on PATH, skipped (apt-get install wrk)")
-    else:
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
         print(
-            f"  wrk -t1 -c{a.clients} -d{a.wrk_seconds}s: {int(wrk['requests']):,} requests, "
-            f"{float(wrk['rps']):,.0f} req/s; p50 {wrk['p50']}, p90 {wrk['p90']}, p99 {wrk['p99']}, "
-            f"max {wrk['max']}; non-2xx {wrk['non2xx']}, socket errors {wrk['socket_errors']}  ({GOAL})"
+            f"| {r['workers']} | {r['requests']:,} | {r['rps']:,.0f} req/s | {r['rps'] / base['rps']:.2f}x | "
+            f"{r['p50']:.1f} ms | {r['p90']:.1f} ms | {r['p99']:.1f} ms | {r['p99'] / base['p99']:.2f}x | "
+            f"{r['max']:.1f} ms | {r['errors']} | {r['load']:.1f} |"
         )
+    for r in rows:
+        wrk = r["wrk"]
+        if wrk is None:
+            print(f"  {r['workers']} worker(s), wrk: not on PATH, skipped (apt-get install wrk)")
+        else:
+            print(
+                f"  {r['workers']} worker(s), wrk -t1 -c{a.clients} -d{a.wrk_seconds}s: "
+                f"{int(wrk['requests']):,} requests, {float(wrk['rps']):,.0f} req/s; p50 {wrk['p50']}, "
+                f"p90 {wrk['p90']}, p99 {wrk['p99']}, max {wrk['max']}; non-2xx {wrk['non2xx']}, "
+                f"socket errors {wrk['socket_errors']}"
+            )
 
 
 if __name__ == "__main__":
