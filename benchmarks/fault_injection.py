@@ -232,9 +232,29 @@ def secret_figures(work: Path, with_prefect: bool) -> list[dict]:
     for form, url in secret_url_forms(sa.make_url(PG), SECRET).items():
         for client in ("psql", "driver"):
             rows.append(_secret_run(form, url, client, work, log_path, handler))
+    rows.append(_detector_control(work))
     if with_prefect:
         rows.append(prefect_secret_figure(work))
     return rows
+
+
+def _detector_control(work: Path) -> dict:
+    """The detectors on purpose-made leaks (a file holding the URL, a process with it in argv): they must fire."""
+    from tests.integration.test_lake_faults import find_secret
+
+    leak = work / "control" / "leak.txt"
+    leak.parent.mkdir(parents=True, exist_ok=True)
+    leak.write_text(f"postgresql://u:{SECRET}@h/db")
+    sleeper = subprocess.Popen(["sh", "-c", "sleep 2", SECRET])  # argv visible to ps
+    time.sleep(0.3)
+    seen = SECRET in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    sleeper.kill()
+    sleeper.wait()
+    return {
+        "form": "control (planted leaks)",
+        "lake": find_secret(SECRET, [leak.parent], []),
+        "ps": int(seen),
+    }
 
 
 def _secret_run(form: str, url: str, client: str, work: Path, log_path: Path, handler) -> dict:
