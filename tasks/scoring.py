@@ -379,8 +379,9 @@ def _move_latest(
     lake.write_json(catalog.call_list_latest_pointer(), pointer)  # the commit: one atomic put
     fault_point("scoring.pointer_moved")
     keep = set(keys.values())
-    for key in lake.storage.list(catalog.call_list_latest_dir() + "/"):
-        if key not in keep:
+    folder = catalog.call_list_latest_dir() + "/"
+    for key in lake.storage.list(folder):
+        if key.startswith(folder) and key not in keep:  # a blob prefix listing also matches latest.json
             lake.storage.delete(key)
     return pointer
 
