@@ -96,7 +96,7 @@ def min_history(model: str, season: int) -> int:
     m = season
     need = {
         "snaive": m, "snaive_cal": m, "seas_ses": m + max(2, m // 4), "seas_lowrank": m + max(2, m // 4),
-        "combo": m + max(2, m // 4), "stl_ets": m + m // 2 + 1, "ets": 2 * m + 2, "sarimax": 2 * m,
+        "combo": m + max(2, m // 4), "stl_ets": m + m // 2, "ets": 2 * m + 2, "sarimax": 2 * m,
         "ses": 4, "croston": 4, "sba": 4, "tsb": 4, "mean": 1, "zero": 0,
     }  # fmt: skip
     return need[model]
