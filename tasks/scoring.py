@@ -6,15 +6,17 @@ a private scratch folder and the delivery folder.
 
 Publishing (nothing is published on a refusal):
 
-1. the call-list partition of the export date (``catalog.partition(catalog.call_lists(), day)``) is committed: ``call_list.csv`` (the machine contract), ``call_list.xlsx``
-   (for people) and the manifest (lineage, eligibility, expected sales), manifest last.
-2. The ``latest`` pointer moves only forward in partition date (``force=True`` moves it back): the files are
-   first copied to an immutable, content-addressed folder (``catalog.call_list_latest_file``), then the
-   pointer ``catalog.call_list_latest_pointer()`` is replaced in one atomic put naming that folder's files and their SHA-256, and
-   only then are older copies removed. A reader of the pointer always finds the file it describes.
-3. The serving context of the model version (decile cuts, call-date context) is written only when ``latest``
-   moved: the endpoint follows the latest list, never an older rerun.
-4. The workbook is delivered to ``CALLCAST_SCORING__DELIVERY_DIR`` when set.
+1. The call-list partition of the export date (``catalog.partition(catalog.call_lists(), day)``) is committed
+   by the lake's protocol: ``call_list.csv`` (the machine contract), ``call_list.xlsx`` (for people) and the
+   manifest (lineage, eligibility, expected sales, staleness).
+2. Under the call-list dataset's lease (one pointer writer at a time), ``latest`` moves only forward in
+   partition date (``force=True`` moves it back): the files are first copied to an immutable, content-addressed
+   folder (``catalog.call_list_latest_file``), then the pointer ``catalog.call_list_latest_pointer()`` is
+   replaced in one atomic put naming those files and their SHA-256, and only then are older copies removed.
+   A reader of the pointer always finds the file it describes (:func:`read_latest_call_list` verifies it).
+3. Still under the lease, the serving context of the model version (decile cuts, call-date context) is written
+   only when ``latest`` moved: the endpoint follows the latest list, never an older rerun.
+4. The workbook is delivered to ``CALLCAST_SCORING__DELIVERY_DIR`` when set (temporary file, atomic rename).
 
 Scratch files (they hold names and phone numbers) live in a private ``callcast-score-<pid>-*`` folder removed on
 every exit; folders left by a killed run are removed by the next run.
@@ -474,6 +476,7 @@ def build_call_list(
         "capacity": capacity,
         "eligibility": prepared["counts"],
         "stale_days": prepared.get("stale_days", 0),
+        "chunks": len(scored),
         "generated_at": started,
         **sales,
     }

@@ -112,6 +112,13 @@ def test_score_flow_writes_the_call_list_and_the_endpoint_agrees(
     again = score_call_list(partition_date=DAY, capacity=200, use_dask=True)
     assert Path(again["path"]).read_bytes() == data
 
+    # Capacity and chunk size from the settings: five chunks give the one-chunk list byte for byte
+    assert summary["chunks"] == 1
+    monkeypatch.setenv("CALLCAST_SCORING__CAPACITY", "200")
+    monkeypatch.setenv("CALLCAST_SCORING__CHUNK_ROWS", "1000")
+    chunked = score_call_list(partition_date=DAY)
+    assert chunked["chunks"] == 5 and Path(chunked["path"]).read_bytes() == data
+
     # CALLCAST_SCORING__FALLBACK_TO_LAST_GOOD allows a stale list (the export of 2010-12-01 is missing)
     monkeypatch.setenv("CALLCAST_SCORING__FALLBACK_TO_LAST_GOOD", "true")
     stale = score_call_list(partition_date=date(2010, 12, 1), capacity=200)
