@@ -180,9 +180,13 @@ def backtest_one(s: Series, cfg: ForecastConfig, freq: str, lowrank: LowRank | N
     if plan.kind in ("zero", "constant"):
         models = plan.models + (["snaive"] if n >= m else [])
     comparator = plan.models[0]
-    others = [min_history(x, m) for x in plan.models[1:]]
+    others = [min_history(x, m) for x in plan.models[1:] if x != "snaive_cal"]
     need = max(min_history(comparator, m), min(others) if others else 0)
-    origins, hf = fold_origins(n, h, cfg, freq, need)
+    origins, hf = fold_origins(n, h, cfg, freq, need)  # folds where the models proper can run
+    if not origins:  # else folds for what the history allows (calendar seasonal naive, say)
+        others = [min_history(x, m) for x in plan.models[1:]]
+        need = max(min_history(comparator, m), min(others) if others else 0)
+        origins, hf = fold_origins(n, h, cfg, freq, need)
     clip = cfg.nonnegative and not np.any(s.y < 0)
     rows: list[dict] = []
     resid: dict[str, list] = {}

@@ -104,14 +104,15 @@ def test_daily_horizon_and_dates() -> None:
     assert choices.loc["a", "model"] not in ("mean", "zero")
 
 
-@pytest.mark.parametrize("horizon", [13, 39])
+@pytest.mark.parametrize("horizon", [13, 39, 60])
 def test_two_year_weekly_series_gets_a_fitted_model(horizon: int) -> None:
     frame = weekly_frame({"s": seasonal_series(104, 3)})
     fc, choices, metrics = run(frame, ForecastConfig(holiday_column=None, horizon=horizon))
     assert choices.loc["s", "model"] not in BASELINES, choices.loc["s", "reason"]
     assert not choices.loc["s", "fallback"]
     assert len(fc) == horizon
-    assert set(metrics["model"]) > {"snaive"}  # candidates were backtested against seasonal naive
+    assert set(metrics["model"]) > {"snaive", "snaive_cal"}  # models proper backtested against seasonal naive
+    assert metrics["points"].min() >= 13  # in folds of at least a third of the horizon
 
 
 def test_one_negative_week_is_modelled_and_not_clipped() -> None:
