@@ -140,10 +140,46 @@ _NUMERIC_DERIVED: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "ctx_volume_7d_log": lambda r: _log1p(_num(r.get("ctx_volume_7d"))),
     "ctx_rate_90d_logit": _logit_rate,
 }
-_CATEGORICAL_DERIVED: dict[str, Callable[[Mapping[str, Any]], str | None]] = {"age_band": _age_band}
+
+
+def _cross(*parts: Callable[[Mapping[str, Any]], str | None]) -> Callable[[Mapping[str, Any]], str | None]:
+    """A categorical interaction as :func:`models.propensity.features._cross` spells it (``a|b``)."""
+
+    def get(row: Mapping[str, Any]) -> str | None:
+        values = [part(row) for part in parts]
+        return None if any(v is None for v in values) else "|".join(values)  # type: ignore[arg-type]
+
+    return get
+
+
+def _raw(name: str) -> Callable[[Mapping[str, Any]], str | None]:
+    def get(row: Mapping[str, Any]) -> str | None:
+        value = row.get(name)
+        return None if _missing(value) else str(value)
+
+    return get
+
+
+_CATEGORICAL_DERIVED: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "age_band": _age_band,
+    "poutcome_x_contact": _cross(_raw("poutcome"), _raw("contact")),
+    "housing_x_loan": _cross(_raw("housing"), _raw("loan")),
+    "age_band_x_marital": _cross(_age_band, _raw("marital")),
+    "job_x_education": _cross(_raw("job"), _raw("education")),
+}
+
+
+def _unknown_derived(name: str) -> None:
+    """A derived feature this module cannot compute: refuse rather than read a raw column of that name."""
+    from models.propensity.features import CONTEXT_COLUMNS, DERIVED_FEATURES
+
+    known = {*_NUMERIC_DERIVED, *_CATEGORICAL_DERIVED, *CONTEXT_COLUMNS}
+    if name in DERIVED_FEATURES and name not in known:
+        raise NotCompilable(f"derived feature {name!r} has no compiled form")
 
 
 def _numeric_getter(name: str) -> Callable[[Mapping[str, Any]], float]:
+    _unknown_derived(name)
     if name in _NUMERIC_DERIVED:
         return _NUMERIC_DERIVED[name]
     if name in _CATEGORICAL_DERIVED:
@@ -152,6 +188,7 @@ def _numeric_getter(name: str) -> Callable[[Mapping[str, Any]], float]:
 
 
 def _category_getter(name: str) -> Callable[[Mapping[str, Any]], str | None]:
+    _unknown_derived(name)
     if name in _CATEGORICAL_DERIVED:
         return _CATEGORICAL_DERIVED[name]
     if name in _NUMERIC_DERIVED:

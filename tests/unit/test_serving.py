@@ -53,6 +53,8 @@ def _records(customers: pd.DataFrame, contacts: pd.DataFrame, n: int = 400) -> p
         ("logreg/context", True),  # RecalibratedClassifier(method="none")
         ("logreg/engineered", True),  # sigmoid recalibration, age bands, month seasonality
         ("logreg/context_engineered", False),  # a plain LogisticRegression at the end
+        ("logreg/customer", True),  # the current recipes: age bands, signed-log balance, log counts
+        ("logreg/interactions", True),  # categorical crosses (previous outcome x channel, ...)
     ],
 )
 def test_compiled_scorer_gives_the_batch_probabilities(bank, name, calibrated):
