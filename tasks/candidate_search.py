@@ -77,7 +77,7 @@ def plan_search_task(config: PropensityConfig, profile: Profile) -> list[Trial]:
 
 def run_trial(table_path: str, trial: Trial, config: PropensityConfig) -> dict[str, Any]:
     """Score one trial on the selection windows: the plain function behind :func:`search_trial_task`."""
-    t0 = time.perf_counter()
+    started, t0 = time.time(), time.perf_counter()
     X, y, dates = training_part(pd.read_pickle(table_path), config)
     with threadpool_limits(limits=config.threads):  # the serial search's thread count: same numbers
         windows = score_setting(config.candidate(trial.candidate), trial.params, X, y, dates, config)
@@ -87,6 +87,8 @@ def run_trial(table_path: str, trial: Trial, config: PropensityConfig) -> dict[s
         "params": trial.params,
         "windows": windows,
         "seconds": time.perf_counter() - t0,
+        "started": started,
+        "finished": time.time(),
         "pid": os.getpid(),
     }
 
@@ -134,6 +136,8 @@ def collect_search_task(
         "processes": len({t["pid"] for t in trials}),
         "wall_seconds": wall_seconds,
         "trial_seconds": busy,
+        # first trial start to last trial end: the wall time minus this is start-up (cluster, imports) and hand-over
+        "trials_span_seconds": max(t["finished"] for t in trials) - min(t["started"] for t in trials),
         "best": {n: {"selection_auc": o.selection_auc, "params": o.params} for n, o in outcomes.items()},
     }
     get_logger().info(

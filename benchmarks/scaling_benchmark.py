@@ -1,0 +1,327 @@
+"""Scaling figures measured on this machine, each against its baseline in the same run.
+
+``search``: the propensity candidate search (every candidate x setting of ``--profile`` on the bank-full training
+part) three ways, with the same seed:
+
+1. plain serial functions in this process (``search_candidate`` per candidate: what training did before) -- the
+   baseline;
+2. the Prefect subflow with the trials as tasks run in-process one at a time (Prefect's overhead);
+3. the same subflow on prefect-dask's ``DaskTaskRunner``, a local cluster of ``--workers`` processes that the
+   flow starts itself (cluster start-up and the workers' first imports included in the wall time);
+4. the same subflow on a standing cluster (``dask scheduler`` + ``dask worker --nworkers <workers>`` on
+   127.0.0.1, as ``CALLCAST_DASK_ADDRESS`` would name), timed on its second run (warm workers, the big
+   company's set-up).
+
+The three must choose the same setting per candidate with the same selection AUC (checked to 1e-12), hence the
+same winner; the script fails otherwise.
+
+``pipeline``: one end-to-end daily run, ``callcast pipeline --date <date>`` on the tiny demo company, with the
+local Prefect server on SQLite (baseline) and on PostgreSQL (a fresh database on 127.0.0.1, asyncpg). Each backend
+gets a fresh CALLCAST_HOME; the server is started first (its start-up timed apart), then the run is timed.
+
+    .venv/bin/python benchmarks/scaling_benchmark.py search [--profile full] [--every 1] [--workers 2]
+    .venv/bin/python benchmarks/scaling_benchmark.py pipeline [--size tiny] [--date 2026-11-23]
+    .venv/bin/python benchmarks/scaling_benchmark.py all
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLCAST = Path(sys.executable).with_name("callcast")
+PG_ADMIN_URL = os.environ.get("CALLCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TOL = 1e-12
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min), {os.cpu_count()} CPUs"
+
+
+def _winner(outcomes: dict[str, tuple[dict[str, Any], float]]) -> str:
+    """The candidate with the best selection AUC (the training's tie rule: the shorter name)."""
+    return max(outcomes, key=lambda n: (outcomes[n][1], -len(n)))
+
+
+def _same(a: dict[str, tuple[dict[str, Any], float]], b: dict[str, tuple[dict[str, Any], float]]) -> bool:
+    return a.keys() == b.keys() and all(a[n][0] == b[n][0] and abs(a[n][1] - b[n][1]) <= TOL for n in a)
+
+
+def bench_search(profile: str, every: int, workers: int, tmp: Path) -> dict[str, Any]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from threadpoolctl import threadpool_limits
+
+    from callcast.runtime import dask_task_runner, ensure_prefect_api
+    from demo_company.bank import bank_tables, load_bank_full
+    from flows.candidate_search import search_candidates
+    from models.propensity.config import PropensityConfig
+    from models.propensity.features import build_training_table
+    from models.propensity.training import search_candidate, search_plan, training_part
+
+    for name in ("distributed", "prefect.task_runner.dask", "prefect"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the figures, not the cluster's chatter
+    config = PropensityConfig()
+    bank = load_bank_full().iloc[::every].reset_index(drop=True)
+    table = build_training_table(*bank_tables(seed=3, bank=bank))
+    path = tmp / "training_table.pkl"
+    table.to_pickle(path)
+    X, y, dates = training_part(table, config)
+    plan = search_plan(config, profile)  # type: ignore[arg-type]
+    specs = config.candidates_for(profile)  # type: ignore[arg-type]
+    print(
+        f"candidate search, profile {profile}: {len(specs)} candidates, {len(plan)} trials, "
+        f"{len(X):,} training-part rows ({len(table):,} labelled contacts); {_load()}",
+        flush=True,
+    )
+    rows: dict[str, dict[str, Any]] = {}
+
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=config.threads):
+        found = {
+            c.name: search_candidate(c, X, y, dates, config, profile)  # type: ignore[arg-type]
+            for c in specs
+        }
+    rows["serial functions (baseline)"] = {
+        "wall": time.perf_counter() - t0,
+        "outcomes": {n: (p, s) for n, (p, s, _, _) in found.items()},
+    }
+    print(f"  serial functions: {rows['serial functions (baseline)']['wall']:.1f} s", flush=True)
+
+    t0 = time.perf_counter()
+    ensure_prefect_api()
+    print(f"  (local Prefect API for the subflows started in {time.perf_counter() - t0:.1f} s)", flush=True)
+
+    def timed(label: str, runner: Any) -> None:
+        t0 = time.perf_counter()
+        summary = search_candidates.with_options(task_runner=runner)(
+            str(path), str(tmp), profile, config, None, label
+        )
+        wall = time.perf_counter() - t0
+        outcomes = pickle.loads(Path(summary["path"]).read_bytes())  # noqa: S301 - written just now
+        rows[label] = {
+            "wall": wall,
+            "inside": summary["wall_seconds"],
+            "span": summary["trials_span_seconds"],
+            "processes": summary["processes"],
+            "trial_seconds": summary["trial_seconds"],
+            "outcomes": {n: (o.params, o.selection_auc) for n, o in outcomes.items()},
+        }
+        print(f"  {label}: {wall:.1f} s", flush=True)
+
+    timed("Prefect tasks, in-process", ThreadPoolTaskRunner(max_workers=1))
+    timed(
+        f"Prefect tasks, Dask local cluster started by the flow, {workers} workers",
+        dask_task_runner(None, workers),
+    )
+    with standing_cluster(workers, tmp) as address:
+        timed("(warm-up run on the standing cluster)", dask_task_runner(address, workers))
+        rows.pop("(warm-up run on the standing cluster)")
+        timed(
+            f"Prefect tasks, standing Dask cluster, {workers} workers (warm)",
+            dask_task_runner(address, workers),
+        )
+
+    base_label = "serial functions (baseline)"
+    base = rows[base_label]
+    for label, row in rows.items():
+        if not _same(base["outcomes"], row["outcomes"]):
+            raise SystemExit(f"{label} chose differently from the serial search: {row['outcomes']}")
+    winner = _winner(base["outcomes"])
+    print(
+        f"\nsame setting and selection AUC (to {TOL:g}) for all {len(specs)} candidates in every mode; "
+        f"winner by selection AUC: {winner} ({base['outcomes'][winner][1]:.4f}, {base['outcomes'][winner][0]})"
+    )
+    print(
+        "| mode | wall time | speed-up vs serial | inside the subflow | first trial start to last end "
+        "| processes | sum of trial seconds |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, row in rows.items():
+        inside = f"{row['inside']:.1f} s" if "inside" in row else "—"
+        span = f"{row['span']:.1f} s" if "span" in row else "—"
+        print(
+            f"| {label} | {row['wall']:.1f} s | {base['wall'] / row['wall']:.2f}x | {inside} | {span} | "
+            f"{row.get('processes', 1)} | {row.get('trial_seconds', base['wall']):.1f} s |"
+        )
+    print(_load())
+    return rows
+
+
+@contextlib.contextmanager
+def standing_cluster(workers: int, tmp: Path) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 reporting to this process's Prefect API."""
+    from callcast.runtime import prefect_worker_environment
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = _free_port()
+    env = {**os.environ, **prefect_worker_environment()}
+    log = open(tmp / "dask.log", "wb")  # noqa: SIM115 - closed after the processes
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("the dask scheduler did not start")
+            time.sleep(0.3)
+        worker = subprocess.Popen(
+            [dask, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", str(workers), "--nthreads", "1",
+             "--no-dashboard", "--host", "127.0.0.1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        from distributed import Client
+
+        with Client(f"tcp://127.0.0.1:{port}", timeout=120) as client:
+            client.wait_for_workers(workers, timeout=300)
+        yield f"tcp://127.0.0.1:{port}"
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float = 3600) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return seconds, done.stdout + done.stderr
+
+
+def _count_runs(api_url: str) -> tuple[int, int]:
+    import httpx
+
+    flows = httpx.post(f"{api_url}/flow_runs/count", json={}, timeout=30).json()
+    tasks = httpx.post(f"{api_url}/task_runs/count", json={}, timeout=30).json()
+    return int(flows), int(tasks)
+
+
+def bench_pipeline(size: str, day: str, forecast: bool, tmp: Path) -> dict[str, dict[str, float]]:
+    import sqlalchemy as sa
+
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CALLCAST_", "PREFECT_"))}
+    base_env.update(
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        GX_ANALYTICS_ENABLED="false",
+        MPLBACKEND="Agg",
+    )
+    seeded = tmp / "seeded"
+    seconds, _ = _run([str(CALLCAST), "seed", "--size", size], {**base_env, "CALLCAST_HOME": str(seeded)})
+    print(
+        f"daily run (callcast pipeline --date {day}) on the {size} demo company (seeded in {seconds:.0f} s)"
+    )
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    database = f"callcast_bench_{os.getpid()}"
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for backend in ("SQLite", "PostgreSQL"):
+            home = tmp / backend.lower()
+            home.mkdir()
+            shutil.copyfile(seeded / "callcast.db", home / "callcast.db")
+            port = _free_port()
+            env = {
+                **base_env,
+                "CALLCAST_HOME": str(home),
+                "CALLCAST_SERVER__PORT": str(port),
+                "CALLCAST_SERVER__AUTOSTART": "true",
+            }
+            if backend == "PostgreSQL":
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+                url = sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=database)
+                env["PREFECT_API_DATABASE_CONNECTION_URL"] = url.render_as_string(hide_password=False)
+            start = [
+                sys.executable,
+                "-c",
+                "from callcast.settings import get_settings; from deployments.server import start_server; "
+                "print(start_server(get_settings()))",
+            ]
+            try:
+                started, _ = _run(start, env, timeout=600)
+                argv = [str(CALLCAST), "pipeline", "--date", day]
+                if not forecast:
+                    argv.append("--no-forecast")
+                print(f"  {backend}: server started in {started:.1f} s; running the pipeline ... ({_load()})",
+                      flush=True)  # fmt: skip
+                seconds, _ = _run(argv, env)
+                flows, tasks = _count_runs(f"http://127.0.0.1:{port}/api")
+                results[backend] = {"server": started, "pipeline": seconds, "flows": flows, "tasks": tasks}
+                print(
+                    f"  {backend}: pipeline {seconds:.1f} s ({flows} flow runs, {tasks} task runs)",
+                    flush=True,
+                )
+            finally:
+                subprocess.run([str(CALLCAST), "stop"], env=env, cwd=ROOT, capture_output=True, timeout=120)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.dispose()
+    base = results["SQLite"]
+    print("| Prefect database | server start | daily run | vs SQLite | flow runs | task runs |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for backend, r in results.items():
+        print(
+            f"| {backend} | {r['server']:.1f} s | {r['pipeline']:.1f} s | {r['pipeline'] / base['pipeline']:.2f}x "
+            f"| {r['flows']:.0f} | {r['tasks']:.0f} |"
+        )
+    print(_load())
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("part", choices=["search", "pipeline", "all"], help="which figures to measure")
+    p.add_argument("--profile", default="full", choices=["quick", "full", "large"], help="search profile")
+    p.add_argument("--every", type=int, default=1, help="use every n-th bank-full row (1 = all 45,211)")
+    p.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    p.add_argument("--size", default="tiny", choices=["tiny", "small", "demo"], help="demo company size")
+    p.add_argument("--date", default="2026-11-23", help="the daily run's partition date")
+    p.add_argument("--no-forecast", action="store_true", help="leave the forecasts out of the daily run")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="callcast-scaling-") as tmp:
+        if a.part in ("search", "all"):
+            bench_search(a.profile, a.every, a.workers, Path(tmp) / "search")
+        if a.part in ("pipeline", "all"):
+            (Path(tmp) / "pipeline").mkdir()
+            bench_pipeline(a.size, a.date, not a.no_forecast, Path(tmp) / "pipeline")
+
+
+if __name__ == "__main__":
+    main()
