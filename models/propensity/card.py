@@ -142,13 +142,19 @@ def render_card(
         *[f"  - `{k}`: {v}" for k, v in config.excluded_features.items()],
         "",
         "## Candidates (chosen by the mean within-date AUC over rolling windows inside the training part)",
-        "| candidate | selection within-date AUC | holdout within-date AUC | holdout capture | behaviour |",
-        "|---|---|---|---|---|",
+        "| candidate | selection within-date AUC | holdout within-date AUC | holdout capture | holdout Brier "
+        "(calibration, secondary) | behaviour |",
+        "|---|---|---|---|---|---|",
         *[
             f"| {c['name']} | {_f(c['selection_auc'])} | {_f(c['within_date_auc'])} | "
-            f"{_f(c['capture_at_capacity'], True)} | {'ok' if c['behaviour_passed'] else 'FAILED'} |"
+            f"{_f(c['capture_at_capacity'], True)} | {_f(c.get('brier'))} | "
+            f"{'ok' if c['behaviour_passed'] else 'FAILED'} |"
             for c in info.get("candidates", [])
         ],
+        "",
+        "Candidates with campaign context (`*_context`) are kept only if they win on the within-date headline; "
+        "their context features can only move the level of the probabilities (expected sales per list), which "
+        "the Brier column shows.",
         "",
         "## Plots",
         *[f"### {title}\n\n![{title}]({src})\n" for title, src in images.items()],
