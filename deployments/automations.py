@@ -145,6 +145,13 @@ def notification_block_id(settings: Settings) -> UUID | None:
         from prefect.blocks.core import Block
 
         return Block.load(alerts.block_name)._block_document_id
+    block = notification_block(settings)
+    return None if block is None else block.save(BLOCK_NAME, overwrite=True)
+
+
+def notification_block(settings: Settings) -> Any:
+    """The Prefect notification block for ``CALLCAST_ALERTS__WEBHOOK_URL`` and ``__CHANNEL`` (None: no URL)."""
+    alerts = settings.alerts
     if alerts.webhook_url is None:
         return None
     url = alerts.webhook_url.get_secret_value()
@@ -167,7 +174,7 @@ def notification_block_id(settings: Settings) -> UUID | None:
             json_data={"subject": "{{subject}}", "body": "{{body}}", "source": "{{name}}"},
             allow_private_urls=True,
         )
-    return block.save(BLOCK_NAME, overwrite=True)
+    return block
 
 
 def apply_automations(settings: Settings) -> dict[str, Any]:
