@@ -310,6 +310,26 @@ def _result(
     )
 
 
+def windows_won(result: CandidateResult, baseline: CandidateResult) -> int:
+    """Selection windows on which ``result`` ranks within dates at least as well as ``baseline``."""
+    return sum(a >= b for a, b in zip(result.selection_windows, baseline.selection_windows, strict=True))
+
+
+def beats_baseline(
+    eligible: list[CandidateResult], results: list[CandidateResult], log: Callable[[str], None]
+) -> list[CandidateResult]:
+    """Keep only what wins: a recipe other than plain LR must match or beat it on most selection windows."""
+    baseline = next((r for r in results if r.name == BASELINE_CANDIDATE), None)
+    if baseline is None:
+        return eligible
+    n = len(baseline.selection_windows)
+    kept = [r for r in eligible if r is baseline or 2 * windows_won(r, baseline) > n]
+    dropped = [f"{r.name} ({windows_won(r, baseline)}/{n})" for r in eligible if r not in kept]
+    if dropped:
+        log(f"not kept, at least plain LR on half the selection windows or fewer: {', '.join(dropped)}")
+    return kept or eligible
+
+
 def _train_all(
     table: pd.DataFrame,
     config: PropensityConfig,
@@ -361,6 +381,7 @@ def _train_all(
     if not eligible:
         notes.append("no candidate passed the behaviour tests: choosing among all (the gate will refuse it)")
         eligible = results
+    eligible = beats_baseline(eligible, results, log)
     chosen = max(eligible, key=lambda r: (r.selection_auc, -len(r.name)))
     log(
         f"chosen by mean within-date AUC over the selection windows: {chosen.name} ({chosen.selection_auc:.3f})"

@@ -145,9 +145,15 @@ def test_same_data_and_seed_give_the_same_model_and_metrics(table):
 
 
 def test_selection_uses_the_within_date_headline_and_never_the_holdout(table):
+    from models.propensity.training import windows_won
+
     result = train_propensity_model(table, small_config(), "quick")
-    best = max((c for c in result.candidates if c.behaviour_passed), key=lambda c: c.selection_auc)
-    assert result.chosen.name == best.name
+    base = result.baseline
+    n = len(base.selection_windows)
+    kept = [
+        c for c in result.candidates if c.behaviour_passed and (c is base or 2 * windows_won(c, base) > n)
+    ]
+    assert result.chosen.name == max(kept, key=lambda c: c.selection_auc).name
     # the holdout is scored by the selection fit; the served model is a refit on every row
     assert result.fit_window == (
         str(table["contact_date"].min().date()),
@@ -503,3 +509,17 @@ def test_register_and_gate_signs_the_fresh_refit_and_skips_an_unverifiable_champ
     np.testing.assert_allclose(model.predict_proba(rows), result.final_pipeline.predict_proba(rows))
     assert "data:image/png;base64," in summary["card"]
     assert registry.find_by_fingerprint(lake, "propensity", "f" * 64)["version"] == "v0002"
+
+
+def test_a_recipe_is_kept_only_if_it_matches_plain_lr_on_most_windows():
+    from types import SimpleNamespace
+
+    from models.propensity.training import beats_baseline
+
+    base = SimpleNamespace(name="logreg/raw", selection_windows=[0.60, 0.60, 0.60, 0.60, 0.60])
+    lucky = SimpleNamespace(name="spiky", selection_windows=[0.80, 0.59, 0.59, 0.59, 0.60])  # best mean, 2/5
+    steady = SimpleNamespace(name="steady", selection_windows=[0.61, 0.61, 0.61, 0.59, 0.60])  # 4/5
+    messages = []
+    kept = beats_baseline([base, lucky, steady], [base, lucky, steady], messages.append)  # type: ignore[list-item]
+    assert [r.name for r in kept] == ["logreg/raw", "steady"]
+    assert "spiky (2/5)" in messages[0]
