@@ -579,7 +579,22 @@ def resolve_champion_task(lake_url: str | None = None) -> dict[str, Any]:
     }
 
 
-@task(name="prepare-scoring-chunks")
+def retry_unless_refused(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry transient failures (storage blips), never a refusal (it is an answer)."""
+    from data_checks.errors import PartitionRefusedError
+
+    try:
+        state.result(raise_on_failure=True)
+    except (rules.CallListRefused, PartitionRefusedError):
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return False
+
+
+@task(
+    name="prepare-scoring-chunks", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_refused
+)
 def prepare_chunks_task(
     workdir: str,
     requested: date,
@@ -590,8 +605,8 @@ def prepare_chunks_task(
     propensity: PropensityConfig,
     lake_url: str | None = None,
 ) -> dict[str, Any]:
-    """Eligible customers of the requested validated export, as chunk files in ``workdir`` (no retries:
-    its refusals are answers, not transient failures)."""
+    """Eligible customers of the requested validated export, as chunk files in ``workdir`` (a refusal is not
+    retried; a transient failure is, once)."""
     return prepare_chunks(
         _lake(lake_url),
         Path(workdir),

@@ -406,3 +406,19 @@ def test_two_concurrent_publishers_never_move_latest_backwards_or_break_it(tmp_p
     assert sorted(lake.storage.list(catalog.call_list_latest_dir() + "/")) == [
         pointer["files"]["call_list.csv"]["key"]
     ]
+
+
+def test_refusals_are_not_retried_but_transient_failures_are():
+    from data_checks.errors import PartitionNotValidatedError
+
+    class Failed:
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def result(self, raise_on_failure: bool = True):
+            raise self.exc
+
+    assert not scoring.retry_unless_refused(None, None, Failed(rules.CallListRefused("nobody to call")))
+    assert not scoring.retry_unless_refused(None, None, Failed(scoring.StaleInputError("export missing")))
+    assert not scoring.retry_unless_refused(None, None, Failed(PartitionNotValidatedError("customers", DAY)))
+    assert scoring.retry_unless_refused(None, None, Failed(OSError("connection reset")))
