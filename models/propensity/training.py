@@ -324,7 +324,9 @@ def beats_baseline(
         return eligible
     n = len(baseline.selection_windows)
     kept = [r for r in eligible if r is baseline or 2 * windows_won(r, baseline) > n]
-    dropped = [f"{r.name} ({windows_won(r, baseline)}/{n})" for r in eligible if r not in kept]
+    dropped = [
+        f"{r.name} ({windows_won(r, baseline)}/{n})" for r in eligible if not any(r is k for k in kept)
+    ]
     if dropped:
         log(f"not kept, at least plain LR on half the selection windows or fewer: {', '.join(dropped)}")
     return kept or eligible
