@@ -275,14 +275,23 @@ def scoring_rows(
 
 
 def scoring_rows_as_of(
-    customers: pd.DataFrame, contacts: pd.DataFrame, call_date: date, config: PropensityConfig
+    customers: pd.DataFrame,
+    contacts: pd.DataFrame,
+    call_date: date,
+    config: PropensityConfig,
+    context: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Scoring rows of ``customers`` for a call on ``call_date``, plus their name and phone.
 
     Built by :func:`models.propensity.features.scoring_rows_as_of`, the point-in-time builder training uses for
     every historical contact (with the same context prior from ``config``): a customer's scoring row as of a
-    historical call date is that contact's training row. ``contacts`` is the whole contact history read (the
-    builder keeps only what was known before the call date).
+    historical call date is that contact's training row. ``contacts`` is the contact history (the builder keeps
+    only what was known before the call date).
+
+    Chunked scoring passes only the chunk's customers' contacts (a customer's history columns depend on their
+    own contacts only, so each chunk costs its own history, not the whole table's) together with ``context``,
+    the call date's campaign context computed once from the whole history by :func:`scoring_context` (the
+    same :func:`~models.propensity.features.context_for_dates`); it replaces the builder's context columns.
     """
     chosen = customers.reset_index(drop=True)
     rows = features.scoring_rows_as_of(
@@ -294,6 +303,9 @@ def scoring_rows_as_of(
         rate_prior_weight=config.context_rate_prior_weight,
         customer_columns=config.customer_columns(),
     )
+    if context is not None:
+        rows["ctx_volume_7d"] = float(context["ctx_volume_7d"])
+        rows["ctx_rate_90d"] = float(context["ctx_rate_90d"])
     for column in CONTACT_DETAILS:
         if column in chosen:
             rows[column] = chosen[column].astype(str).to_numpy()

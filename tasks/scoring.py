@@ -263,7 +263,9 @@ def prepare_chunks(
         mask, counts = rules.eligibility(customers, summary, call_date, cooloff_days)
         for k, v in counts.items():
             totals[k] = totals.get(k, 0) + v
-        rows = rules.scoring_rows_as_of(customers.loc[mask], contacts, call_date, config)
+        chosen = customers.loc[mask]
+        own = contacts[contacts["customer_id"].isin(chosen["customer_id"])] if len(contacts) else contacts
+        rows = rules.scoring_rows_as_of(chosen, own, call_date, config, context)
         profile.add(rows)
         path = workdir / f"chunk-{i:05d}.parquet"
         rows.to_parquet(path, index=False)

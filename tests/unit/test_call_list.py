@@ -363,3 +363,23 @@ def test_scoring_rows_follow_the_company_customer_schema_like_training(bank):
     rows["probability"] = np.linspace(0.9, 0.1, len(rows))
     frame = rules.finish_call_list(RuleModel(), rows, [0.5], None, "v1")
     assert not frame["reasons"].str.contains("balance").any()
+
+
+def test_chunk_rows_from_the_chunks_own_history_and_the_shared_context_equal_the_full_build(bank):
+    """Scoring passes each chunk only its customers' contacts plus the call date's context computed once."""
+    from models.propensity.features import latest_contacts
+
+    customers, contacts = bank["customers"], latest_contacts(bank["contacts"])
+    config = PropensityConfig().model_copy(
+        update={"context_rate_prior": 0.2, "context_rate_prior_weight": 9.0}
+    )
+    for call_date in (
+        date(2009, 6, 15),
+        rules.default_call_date(rules.data_span(contacts, date(2010, 11, 30))),
+    ):
+        chunk = customers.iloc[1000:1700]
+        full = rules.scoring_rows_as_of(chunk, contacts, call_date, config)
+        context = rules.scoring_context(rules.contacts_as_of(contacts, call_date), call_date, config)
+        own = contacts[contacts["customer_id"].isin(chunk["customer_id"])]
+        fast = rules.scoring_rows_as_of(chunk, own, call_date, config, context)
+        pd.testing.assert_frame_equal(fast, full)
