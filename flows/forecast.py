@@ -174,6 +174,7 @@ def forecast_sales(
     if not address and (prep["n_series"] < cfg.dask_min_series or len(prep["batches"]) < 2):
         workers = 0  # a cluster costs more than it saves on a small input
     runner = dask_task_runner(address, workers)
+    quiet_libraries(dask=type(runner).__name__ == "DaskTaskRunner")
     par = forecast_series.with_options(task_runner=runner)(
         prep["batches"], prep["batch_sizes"], str(run_dir), cfg, freq
     )

@@ -34,10 +34,14 @@ from models.forecasting.report import headline_markdown, overall_report, per_ser
 NOISY_LOGGERS = ("distributed", "mlflow", "alembic", "urllib3", "numexpr", "matplotlib")
 
 
-def quiet_libraries() -> None:
+def quiet_libraries(dask: bool = False) -> None:
     """Library loggers (Dask's scheduler and nannies, MLflow's database set-up) to WARNING: the terminal shows
-    the run's own progress and summary."""
+    the run's own progress and summary. ``dask=True`` imports ``distributed`` first: its import sets its
+    loggers back to INFO."""
     import logging
+
+    if dask:
+        import distributed  # noqa: F401
 
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
