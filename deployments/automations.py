@@ -52,9 +52,11 @@ MISSING_EXPORT_BODY = (
     "scoring will refuse a stale day."
 )
 CALL_LIST_BODY = (
-    "New call list for {{ event.payload.partition_date }}: {{ event.payload.rows }} customers, model "
-    "{{ event.payload.model_version }}.\n{{ event.payload.headline }}\n"
-    "Workbook: {{ event.payload.workbook or event.payload.path }}"
+    "New call list for {{ event.payload.call_date }} (data of {{ event.payload.partition_date }}"
+    "{% if event.payload.stale_days %}, STALE by {{ event.payload.stale_days }} day(s){% endif %}): "
+    "{{ event.payload.rows }} customers, model {{ event.payload.model_version }}.\n"
+    "{{ event.payload.headline }}\n"
+    "Workbook: {{ event.payload.delivered_to or event.payload.workbook or event.payload.path }}"
 )
 
 

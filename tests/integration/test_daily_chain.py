@@ -71,6 +71,11 @@ def test_export_then_checks_then_scoring_follow_by_events(server):
     assert len(scoring) == 1 and scoring[0]["state_type"] == "COMPLETED", scoring[0]["state"]
     assert _manifest(server, "call_lists", DAY1).exists()
     assert _stamp(scoring[0]["start_time"]) >= max(end for _, end in spans)  # only after every table passed
+    published = server.webhook.wait_for(
+        lambda m: m.get("subject") == f"callcast: call list {DAY1.isoformat()}", timeout=120
+    )
+    assert published is not None, server.webhook.messages  # the phone team hears where the new list is
+    assert "call_list" in published["body"] and "customers, model v" in published["body"]
 
 
 def test_a_failed_export_is_announced_and_scoring_refuses_the_stale_day(server):
