@@ -89,3 +89,28 @@ def test_state_day_is_the_newest_checked_day_not_a_future_one(tmp_path):
         json.loads((tmp_path / "lake" / catalog.registry_aliases("propensity")).read_text())["champion"]
         == "v0003"
     )
+
+
+def test_the_day_is_announced_only_once_every_required_table_passed(tmp_path, monkeypatch):
+    import prefect.events
+
+    from callcast.schema import TABLE_NAMES
+    from tasks.checks import announce_day_if_passed
+
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    monkeypatch.setenv("CALLCAST_LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.delenv("CALLCAST_EXPORT__TABLES", raising=False)
+    sent = []
+    monkeypatch.setattr(prefect.events, "emit_event", lambda **event: sent.append(event))
+    for table in TABLE_NAMES[:-1]:
+        lake.write_json(result_key(table, DAY), {"table": table, "status": "passed"})
+    waiting = announce_day_if_passed.fn(DAY)
+    assert waiting[TABLE_NAMES[-1]] == "missing" and sent == []  # one table still to come: nothing starts
+    lake.write_json(result_key(TABLE_NAMES[-1], DAY), {"table": TABLE_NAMES[-1], "status": "warning"})
+    announce_day_if_passed.fn(DAY)
+    assert [e["event"] for e in sent] == ["callcast.checks.day_passed"]
+    assert sent[0]["resource"] == {"prefect.resource.id": f"callcast.day.{DAY.isoformat()}"}
+    assert sent[0]["payload"]["partition_date"] == DAY.isoformat()
+    lake.write_json(result_key(TABLE_NAMES[0], DAY), {"table": TABLE_NAMES[0], "status": "failed"})
+    announce_day_if_passed.fn(DAY)
+    assert len(sent) == 1  # a failed table stops the day
