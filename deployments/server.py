@@ -261,7 +261,13 @@ def ensure_local_server(settings: Settings | None = None, echo: Echo = print) ->
         return explicit
     settings = settings or get_settings()
     where = local(settings)
-    if not healthy(where.api_url):
+    if healthy(where.api_url):
+        if not alive(read_pid(where.server_pid)):
+            echo(
+                f"Using the Prefect server already answering at {where.ui_url} (not started by this installation: "
+                "`callcast stop` leaves it running; CALLCAST_SERVER__PORT picks another port)."
+            )
+    else:
         if not settings.server.autostart:
             echo(
                 f"No Prefect server at {where.api_url} and CALLCAST_SERVER__AUTOSTART=false: this run uses a "

@@ -126,3 +126,36 @@ def test_the_channel_picks_the_notification_block(monkeypatch, channel, url, kin
 def test_no_webhook_means_no_block(monkeypatch):
     monkeypatch.delenv("CALLCAST_ALERTS__WEBHOOK_URL", raising=False)
     assert automations.notification_block(get_settings()) is None
+
+
+def test_a_server_this_installation_did_not_start_is_used_and_named(home, monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("CALLCAST_SERVER__PORT", str(other.server_address[1]))
+        monkeypatch.setattr(server, "configured_api", lambda: None)
+        monkeypatch.setattr(server, "use_api", lambda env: None)
+        said = []
+        url = server.ensure_local_server(echo=said.append)
+        assert url == f"http://127.0.0.1:{other.server_address[1]}/api"
+        assert "not started by this installation" in said[0]
+        assert "Nothing to stop" in " ".join(_collect(server.stop))  # and stop leaves it alone
+    finally:
+        other.shutdown()
+
+
+def _collect(action) -> list[str]:
+    lines: list[str] = []
+    action(echo=lines.append)
+    return lines
