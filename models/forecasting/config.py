@@ -106,7 +106,9 @@ class ForecastConfig(BaseModel):
     stl_robust: bool = Field(True, description="robust STL (returns and one-off spikes are down-weighted)")
     fourier_yearly: int = Field(4, ge=0, description="yearly Fourier pairs in SARIMAX (0 = none)")
     fourier_weekly: int = Field(3, ge=0, le=3, description="weekly Fourier pairs in SARIMAX (daily data)")
-    sarimax_order: tuple[int, int, int] = (1, 0, 0)
+    sarimax_order: tuple[int, int, int] = Field(
+        (1, 0, 0), description="ARIMA (p, d, q) of the SARIMAX errors"
+    )
     sarimax_trend: bool = Field(True, description="linear time trend among the SARIMAX regressors")
     sarimax_fit: Literal["two_step", "mle"] = Field(
         "two_step", description="ARMA parameters from the OLS residuals (fast) or full maximum likelihood"
