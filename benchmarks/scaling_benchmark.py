@@ -17,7 +17,10 @@ same winner; the script fails otherwise.
 
 ``pipeline``: one end-to-end daily run, ``callcast pipeline --date <date>`` on the tiny demo company, with the
 local Prefect server on SQLite (baseline) and on PostgreSQL (a fresh database on 127.0.0.1, asyncpg). Each backend
-gets a fresh CALLCAST_HOME; the server is started first (its start-up timed apart), then the run is timed.
+gets a fresh CALLCAST_HOME; the server is started first (its start-up timed apart), then the run is timed. With
+``--repeat 2`` the runs go SQLite, PostgreSQL, PostgreSQL, SQLite (a drifting machine load cancels out). Then a
+write probe: ``--probe-flows`` flows of ``--probe-tasks`` trivial tasks each, started at once in separate
+processes, against each server: task runs per second and "database is locked" lines in the server's log.
 
     .venv/bin/python benchmarks/scaling_benchmark.py search [--profile full] [--every 1] [--workers 2]
     .venv/bin/python benchmarks/scaling_benchmark.py pipeline [--size tiny] [--date 2026-11-23]
@@ -224,6 +227,37 @@ def _run(argv: list[str], env: dict[str, str], timeout: float = 3600) -> tuple[f
     return seconds, done.stdout + done.stderr
 
 
+PROBE = """
+import sys, time
+from prefect import flow, task
+
+@task
+def noop(i: int) -> int:
+    return i
+
+@flow(name="write-probe")
+def probe(n: int) -> int:
+    return sum(noop(i) for i in range(n))
+
+t0 = time.perf_counter()
+probe(int(sys.argv[1]))
+print(time.perf_counter() - t0)
+"""
+
+
+def _probe(env: dict[str, str], api_url: str, flows: int, tasks: int) -> tuple[float, int]:
+    """``flows`` processes each running a flow of ``tasks`` trivial tasks at once: wall seconds, failures."""
+    env = {**env, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "ERROR"}
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", PROBE, str(tasks)], env=env, cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(flows)
+    ]  # fmt: skip
+    failed = sum(p.wait(timeout=1800) != 0 for p in procs)
+    return time.perf_counter() - t0, failed
+
+
 def _count_runs(api_url: str) -> tuple[int, int]:
     import httpx
 
@@ -232,7 +266,9 @@ def _count_runs(api_url: str) -> tuple[int, int]:
     return int(flows), int(tasks)
 
 
-def bench_pipeline(size: str, day: str, forecast: bool, tmp: Path) -> dict[str, dict[str, float]]:
+def bench_pipeline(
+    size: str, day: str, forecast: bool, repeat: int, probe_flows: int, probe_tasks: int, tmp: Path
+) -> dict[str, dict[str, float]]:
     import sqlalchemy as sa
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CALLCAST_", "PREFECT_"))}
@@ -248,11 +284,14 @@ def bench_pipeline(size: str, day: str, forecast: bool, tmp: Path) -> dict[str, 
         f"daily run (callcast pipeline --date {day}) on the {size} demo company (seeded in {seconds:.0f} s)"
     )
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    database = f"callcast_bench_{os.getpid()}"
-    results: dict[str, dict[str, float]] = {}
+    order = ["SQLite", "PostgreSQL"]
+    for i in range(1, repeat):
+        order += order[-2:][::-1] if i % 2 else order[:2]
+    results: dict[str, list[dict[str, float]]] = {"SQLite": [], "PostgreSQL": []}
+    databases = []
     try:
-        for backend in ("SQLite", "PostgreSQL"):
-            home = tmp / backend.lower()
+        for n, backend in enumerate(order):
+            home = tmp / f"{backend.lower()}-{n}"
             home.mkdir()
             shutil.copyfile(seeded / "callcast.db", home / "callcast.db")
             port = _free_port()
@@ -263,8 +302,10 @@ def bench_pipeline(size: str, day: str, forecast: bool, tmp: Path) -> dict[str, 
                 "CALLCAST_SERVER__AUTOSTART": "true",
             }
             if backend == "PostgreSQL":
+                database = f"callcast_bench_{os.getpid()}_{n}"
                 with admin.connect() as conn:
                     conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+                databases.append(database)
                 url = sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=database)
                 env["PREFECT_API_DATABASE_CONNECTION_URL"] = url.render_as_string(hide_password=False)
             start = [
@@ -273,6 +314,7 @@ def bench_pipeline(size: str, day: str, forecast: bool, tmp: Path) -> dict[str, 
                 "from callcast.settings import get_settings; from deployments.server import start_server; "
                 "print(start_server(get_settings()))",
             ]
+            api_url = f"http://127.0.0.1:{port}/api"
             try:
                 started, _ = _run(start, env, timeout=600)
                 argv = [str(CALLCAST), "pipeline", "--date", day]
@@ -281,28 +323,54 @@ def bench_pipeline(size: str, day: str, forecast: bool, tmp: Path) -> dict[str, 
                 print(f"  {backend}: server started in {started:.1f} s; running the pipeline ... ({_load()})",
                       flush=True)  # fmt: skip
                 seconds, _ = _run(argv, env)
-                flows, tasks = _count_runs(f"http://127.0.0.1:{port}/api")
-                results[backend] = {"server": started, "pipeline": seconds, "flows": flows, "tasks": tasks}
-                print(
-                    f"  {backend}: pipeline {seconds:.1f} s ({flows} flow runs, {tasks} task runs)",
-                    flush=True,
-                )
+                flows, tasks = _count_runs(api_url)
+                row = {"server": started, "pipeline": seconds, "flows": flows, "tasks": tasks}
+                if probe_flows and n < 2:
+                    wall, failed = _probe(env, api_url, probe_flows, probe_tasks)
+                    log = home / "logs" / "prefect-server.log"
+                    locked = (
+                        log.read_text(errors="replace").count("database is locked") if log.exists() else 0
+                    )
+                    row.update(probe=wall, probe_failed=failed, locked=locked)
+                results[backend].append(row)
+                print(f"  {backend}: pipeline {seconds:.1f} s ({flows} flow runs, {tasks} task runs); {_load()}",
+                      flush=True)  # fmt: skip
             finally:
                 subprocess.run([str(CALLCAST), "stop"], env=env, cwd=ROOT, capture_output=True, timeout=120)
     finally:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            for database in databases:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.dispose()
-    base = results["SQLite"]
-    print("| Prefect database | server start | daily run | vs SQLite | flow runs | task runs |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for backend, r in results.items():
+    mean = {b: sum(r["pipeline"] for r in rows) / len(rows) for b, rows in results.items()}
+    print(f"run order: {', '.join(order)}")
+    print("| Prefect database | server start | daily run (each) | mean | vs SQLite | flow runs | task runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for backend, rows in results.items():
+        each = " / ".join(f"{r['pipeline']:.1f}" for r in rows)
         print(
-            f"| {backend} | {r['server']:.1f} s | {r['pipeline']:.1f} s | {r['pipeline'] / base['pipeline']:.2f}x "
-            f"| {r['flows']:.0f} | {r['tasks']:.0f} |"
+            f"| {backend} | {rows[0]['server']:.1f} s | {each} s "
+            f"| {mean[backend]:.1f} s | {mean[backend] / mean['SQLite']:.2f}x | {rows[0]['flows']:.0f} "
+            f"| {rows[0]['tasks']:.0f} |"
         )
+    if probe_flows:
+        total = probe_flows * probe_tasks
+        print(
+            f"write probe: {probe_flows} flows x {probe_tasks} trivial tasks started at once ({total} task runs)"
+        )
+        print(
+            "| Prefect database | wall | task runs/s | vs SQLite | failed flows | 'database is locked' in log |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        base = results["SQLite"][0]["probe"]
+        for backend, rows in results.items():
+            r = rows[0]
+            print(
+                f"| {backend} | {r['probe']:.1f} s | {total / r['probe']:.1f} | {base / r['probe']:.2f}x "
+                f"| {r['probe_failed']:.0f} | {r['locked']:.0f} |"
+            )
     print(_load())
-    return results
+    return {b: rows[0] for b, rows in results.items()}
 
 
 def main() -> None:
@@ -314,13 +382,24 @@ def main() -> None:
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "demo"], help="demo company size")
     p.add_argument("--date", default="2026-11-23", help="the daily run's partition date")
     p.add_argument("--no-forecast", action="store_true", help="leave the forecasts out of the daily run")
+    p.add_argument("--repeat", type=int, default=1, help="daily runs per backend (ABBA order)")
+    p.add_argument("--probe-flows", type=int, default=4, help="write probe: flows at once (0 = no probe)")
+    p.add_argument("--probe-tasks", type=int, default=50, help="write probe: trivial tasks per flow")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="callcast-scaling-") as tmp:
         if a.part in ("search", "all"):
             bench_search(a.profile, a.every, a.workers, Path(tmp) / "search")
         if a.part in ("pipeline", "all"):
             (Path(tmp) / "pipeline").mkdir()
-            bench_pipeline(a.size, a.date, not a.no_forecast, Path(tmp) / "pipeline")
+            bench_pipeline(
+                a.size,
+                a.date,
+                not a.no_forecast,
+                a.repeat,
+                a.probe_flows,
+                a.probe_tasks,
+                Path(tmp) / "pipeline",
+            )
 
 
 if __name__ == "__main__":
