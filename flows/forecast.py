@@ -104,6 +104,16 @@ def run_config(
     return ForecastConfig.model_validate({**base.model_dump(), **updates})
 
 
+def cluster_workers(
+    n_series: int, n_batches: int, cfg: ForecastConfig, address: str | None, workers: int
+) -> int:
+    """Local Dask workers for this run: none below ``cfg.dask_min_series`` series or for a single batch (a
+    cluster costs more than it saves there); a named scheduler address is always used."""
+    if not address and (n_series < cfg.dask_min_series or n_batches < 2):
+        return 0
+    return workers
+
+
 @flow(name="forecast-sales", log_prints=True)
 def forecast_sales(
     csv_path: str | None = None,
@@ -169,10 +179,11 @@ def forecast_sales(
         cfg.horizon_for(freq), cfg.folds,
     )  # fmt: skip
     t_prep = elapsed(t0)
-    workers = settings.dask_workers if dask_workers is None else dask_workers
     address = dask_address or settings.dask_address
-    if not address and (prep["n_series"] < cfg.dask_min_series or len(prep["batches"]) < 2):
-        workers = 0  # a cluster costs more than it saves on a small input
+    workers = cluster_workers(
+        prep["n_series"], len(prep["batches"]), cfg, address,
+        settings.dask_workers if dask_workers is None else dask_workers,
+    )  # fmt: skip
     runner = dask_task_runner(address, workers)
     quiet_libraries(dask=type(runner).__name__ == "DaskTaskRunner")
     par = forecast_series.with_options(task_runner=runner)(

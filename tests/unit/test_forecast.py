@@ -427,3 +427,103 @@ def test_forecast_reader_serves_the_latest_committed_partition(tmp_path: Path) -
     commit(date(2026, 2, 28), 9.0, "forecasts/byo/shop")  # BYO namespaces are separate
     assert reader.read(["1/ALL"])["partition_date"] == "2026-01-31"
     assert reader.read(["1/ALL"], namespace="shop")["series"]["1/ALL"][0]["forecast"] == 9.0
+
+
+# ---------------------------------------------------------------------- every setting changes behaviour
+def _pool_frame(k: int = 6, n: int = 104, seed: int = 11) -> pd.DataFrame:
+    """A pool of noisy series sharing one yearly shape (one department across stores)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    shape = 50 * np.sin(2 * np.pi * t / 52)
+    values = {f"{i}/d": 200 + (1 + 0.2 * i) * shape + rng.normal(0, 30, n) for i in range(k)}
+    values["0/d"][60] = -500.0  # a week of returns
+    return weekly_frame(values).assign(group="d")
+
+
+def _settings_cfg(monkeypatch: pytest.MonkeyPatch, **env: str) -> ForecastConfig:
+    from callcast.settings import get_settings
+    from flows.forecast import run_config
+
+    for key, value in env.items():
+        monkeypatch.setenv(f"CALLCAST_FORECAST__{key}", value)
+    return run_config(get_settings().forecast.model_copy(update={"holiday_column": None}))
+
+
+def _pooled(r: dict) -> bool:
+    return bool(r["choices"]["reason"].str.contains("of pool").any())
+
+
+def _forced(frame: pd.DataFrame, cfg: ForecastConfig, model: str, calib: dict | None = None) -> pd.DataFrame:
+    ids = frame["series_id"].drop_duplicates()
+    return forecast_frame(frame, pd.DataFrame({"series_id": ids, "model": model}), cfg, "W", calib)[0]
+
+
+@pytest.mark.parametrize(
+    "env, check",
+    [
+        ({"SELECTION": "series"}, lambda r: _pooled(r["base"]) and not _pooled(r)),
+        ({"MIN_SERIES_POINTS": "1"}, lambda r: _pooled(r["base"]) and not _pooled(r)),
+        ({"LOWRANK_RANK": "1"}, lambda r: not np.allclose(r["lowrank"], r["base"]["lowrank"])),
+        ({"SEASON_SMOOTH": "0"}, lambda r: not np.allclose(r["seas"], r["base"]["seas"])),
+        ({"STL_ROBUST": "false"}, lambda r: not np.allclose(r["stl"], r["base"]["stl"])),
+        ({"INTERVAL_METHOD": "model"}, lambda r: not np.allclose(r["width"], r["base"]["width"])),
+        ({"MIN_FOLD_HORIZON": "30"}, lambda r: r["short_points"] != r["base"]["short_points"]),
+        (
+            {"NAIVE_GUARD": "true"},
+            lambda r: (
+                (r["choices"]["model"] == "snaive").sum() > (r["base"]["choices"]["model"] == "snaive").sum()
+            ),
+        ),  # fmt: skip
+    ],
+)
+def test_forecast_settings_change_behaviour(monkeypatch: pytest.MonkeyPatch, env: dict, check) -> None:
+    frame = _pool_frame()
+    short = weekly_frame({"short": seasonal_series(90, 4)})
+
+    def outcome(cfg: ForecastConfig) -> dict:
+        cfg = cfg.model_copy(update={"horizon": 39})
+        metrics, choices, resid = backtest_frame(frame, cfg, "W")
+        calib = calibrate(resid, 39)
+        fc = forecast_frame(frame, choices, cfg, "W", calib)[0]
+        return {
+            "choices": choices,
+            "lowrank": _forced(frame, cfg, "seas_lowrank")["forecast"].to_numpy(),
+            "seas": _forced(frame, cfg, "seas_ses")["forecast"].to_numpy(),
+            "stl": _forced(frame, cfg, "stl_ets")["forecast"].to_numpy(),
+            "width": (fc["hi80"] - fc["lo80"]).to_numpy(),
+            "short_points": backtest_frame(short, cfg, "W")[0]["points"].max(),
+        }
+
+    base = outcome(_settings_cfg(monkeypatch))
+    result = outcome(_settings_cfg(monkeypatch, **env)) | {"base": base}
+    assert check(result), env
+
+
+def test_pool_column_and_cluster_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.forecast import cluster_workers
+
+    raw = make_weekly_retail(6, 60, seed=1)
+    assert set(prepare_series(raw, WEEKLY, _settings_cfg(monkeypatch))["group"]) == {
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+    }
+    by_store = prepare_series(raw, WEEKLY, _settings_cfg(monkeypatch, POOL_COLUMN="Store"))
+    assert set(by_store["group"]) == {"1"}  # six departments of store 1 pooled together
+    assert cluster_workers(300, 3, _settings_cfg(monkeypatch), None, 2) == 0  # small input: in-process
+    assert cluster_workers(300, 3, _settings_cfg(monkeypatch, DASK_MIN_SERIES="100"), None, 2) == 2
+    assert cluster_workers(5, 1, _settings_cfg(monkeypatch), "tcp://scheduler:8786", 2) == 2  # named cluster
+
+
+def test_fallback_warn_share_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = weekly_frame({"z": np.zeros(60), "s": seasonal_series(120, 1)})
+    for share, warned in (("0.25", True), ("0.6", False)):
+        cfg = _settings_cfg(monkeypatch, FALLBACK_WARN_SHARE=share)
+        _, choices, metrics = run(frame, cfg)
+        report = overall_report(
+            per_series_report(metrics, choices.reset_index()), None, cfg.fallback_warn_share
+        )
+        assert report["baseline_warning"] is warned
