@@ -608,3 +608,27 @@ def test_a_flow_run_keeps_the_password_out_of_prefects_database(
     files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]  # the db and its -wal/-shm
     assert find_secret(SECRET, files, []) == 0
     assert find_secret(SECRET, [callcast_home], []) == 0  # lake and logs under CALLCAST_HOME
+
+
+def test_downstream_readers_refuse_a_raw_file_that_does_not_match_its_manifest(tmp_path):
+    """Checks and forecasting (like training and scoring) read through the lake: a tampered export is refused."""
+    from tasks.checks import validate_raw_partition
+    from tasks.forecasting import load_demo_history
+
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    for table, header, row in (
+        ("sales", "sale_id,sale_date", "1,2026-11-24"),
+        ("products", "product_id,name", "1,a"),
+        ("customers", "customer_id,name", "1,a"),
+    ):
+        path = tmp_path / f"{table}.csv.gz"
+        path.write_bytes(gzip.compress(f"{header}\n{row}\n".encode()))
+        lake.commit_partition(f"raw/{table}", DAY, {path.name: path}, {"table": table, "rows": 1})
+        stored = lake.storage.local_path(lake.data_file(f"raw/{table}", DAY, path.name))
+        stored.write_bytes(gzip.compress(f"{header}\n{row.replace('1', '2', 1)}\n".encode()))  # tampered
+    with pytest.raises(StorageError, match="manifest records"):
+        validate_raw_partition(lake, "sales", DAY)
+    with pytest.raises(StorageError, match="manifest records"):
+        load_demo_history(str(tmp_path / "lake"), DAY)
+    with pytest.raises(StorageError, match="manifest records"):
+        lake.read_csv("raw/customers", DAY, "customers.csv.gz")  # what training and scoring call
