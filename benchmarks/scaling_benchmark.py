@@ -64,7 +64,12 @@ def _same(a: dict[str, tuple[dict[str, Any], float]], b: dict[str, tuple[dict[st
     return a.keys() == b.keys() and all(a[n][0] == b[n][0] and abs(a[n][1] - b[n][1]) <= TOL for n in a)
 
 
-def bench_search(profile: str, every: int, workers: int, tmp: Path) -> dict[str, Any]:
+MODES = ("serial", "inprocess", "local", "standing")
+
+
+def bench_search(
+    profile: str, every: int, workers: int, tmp: Path, modes: tuple[str, ...] = MODES
+) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -108,9 +113,12 @@ def bench_search(profile: str, every: int, workers: int, tmp: Path) -> dict[str,
     }
     print(f"  serial functions: {rows['serial functions (baseline)']['wall']:.1f} s", flush=True)
 
-    t0 = time.perf_counter()
-    ensure_prefect_api()
-    print(f"  (local Prefect API for the subflows started in {time.perf_counter() - t0:.1f} s)", flush=True)
+    if set(modes) - {"serial"}:
+        t0 = time.perf_counter()
+        ensure_prefect_api()
+        print(
+            f"  (local Prefect API for the subflows started in {time.perf_counter() - t0:.1f} s)", flush=True
+        )
 
     def timed(label: str, runner: Any) -> None:
         t0 = time.perf_counter()
@@ -129,18 +137,21 @@ def bench_search(profile: str, every: int, workers: int, tmp: Path) -> dict[str,
         }
         print(f"  {label}: {wall:.1f} s", flush=True)
 
-    timed("Prefect tasks, in-process", ThreadPoolTaskRunner(max_workers=1))
-    timed(
-        f"Prefect tasks, Dask local cluster started by the flow, {workers} workers",
-        dask_task_runner(None, workers),
-    )
-    with standing_cluster(workers, tmp) as address:
-        timed("(warm-up run on the standing cluster)", dask_task_runner(address, workers))
-        rows.pop("(warm-up run on the standing cluster)")
+    if "inprocess" in modes:
+        timed("Prefect tasks, in-process", ThreadPoolTaskRunner(max_workers=1))
+    if "local" in modes:
         timed(
-            f"Prefect tasks, standing Dask cluster, {workers} workers (warm)",
-            dask_task_runner(address, workers),
+            f"Prefect tasks, Dask local cluster started by the flow, {workers} workers",
+            dask_task_runner(None, workers),
         )
+    if "standing" in modes:
+        with standing_cluster(workers, tmp) as address:
+            timed("(warm-up run on the standing cluster)", dask_task_runner(address, workers))
+            rows.pop("(warm-up run on the standing cluster)")
+            timed(
+                f"Prefect tasks, standing Dask cluster, {workers} workers (warm)",
+                dask_task_runner(address, workers),
+            )
 
     base_label = "serial functions (baseline)"
     base = rows[base_label]
@@ -379,6 +390,9 @@ def main() -> None:
     p.add_argument("--profile", default="full", choices=["quick", "full", "large"], help="search profile")
     p.add_argument("--every", type=int, default=1, help="use every n-th bank-full row (1 = all 45,211)")
     p.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    p.add_argument(
+        "--modes", default=",".join(MODES), help=f"search modes to time after the serial baseline: {MODES}"
+    )
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "demo"], help="demo company size")
     p.add_argument("--date", default="2026-11-23", help="the daily run's partition date")
     p.add_argument("--no-forecast", action="store_true", help="leave the forecasts out of the daily run")
@@ -388,7 +402,8 @@ def main() -> None:
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="callcast-scaling-") as tmp:
         if a.part in ("search", "all"):
-            bench_search(a.profile, a.every, a.workers, Path(tmp) / "search")
+            modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
+            bench_search(a.profile, a.every, a.workers, Path(tmp) / "search", modes)
         if a.part in ("pipeline", "all"):
             (Path(tmp) / "pipeline").mkdir()
             bench_pipeline(
