@@ -24,7 +24,10 @@ processes, against each server: task runs per second and "database is locked" li
 
     .venv/bin/python benchmarks/scaling_benchmark.py search [--profile full] [--every 1] [--workers 2]
     .venv/bin/python benchmarks/scaling_benchmark.py pipeline [--size tiny] [--date 2026-11-23]
-    .venv/bin/python benchmarks/scaling_benchmark.py all
+    .venv/bin/python benchmarks/scaling_benchmark.py table
+
+``table``: the per-contact cost of the training table (CPU seconds and bytes per labelled contact) at 1/4, 1/2 and
+all of bank-full, for the extrapolation to a big company's contact history.
 """
 
 from __future__ import annotations
@@ -223,6 +226,26 @@ def standing_cluster(workers: int, tmp: Path) -> Iterator[str]:
         log.close()
 
 
+def bench_table() -> None:
+    """CPU time and memory of the training table per labelled contact, at three sizes (linear or not)."""
+    from demo_company.bank import bank_tables, load_bank_full
+    from models.propensity.features import build_training_table
+
+    bank = load_bank_full()
+    print(f"training table from customers + contacts; {_load()}")
+    print("| contacts | CPU seconds | wall seconds | µs CPU per contact | bytes per contact |")
+    print("|---:|---:|---:|---:|---:|")
+    for every in (4, 2, 1):
+        customers, contacts = bank_tables(seed=3, bank=bank.iloc[::every].reset_index(drop=True))
+        cpu, wall = time.process_time(), time.perf_counter()
+        table = build_training_table(customers, contacts)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        size = table.memory_usage(deep=True).sum()
+        print(
+            f"| {len(table):,} | {cpu:.2f} | {wall:.2f} | {cpu / len(table) * 1e6:.1f} | {size / len(table):.0f} |"
+        )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -386,7 +409,7 @@ def bench_pipeline(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=["search", "pipeline", "all"], help="which figures to measure")
+    p.add_argument("part", choices=["search", "pipeline", "table", "all"], help="which figures to measure")
     p.add_argument("--profile", default="full", choices=["quick", "full", "large"], help="search profile")
     p.add_argument("--every", type=int, default=1, help="use every n-th bank-full row (1 = all 45,211)")
     p.add_argument("--workers", type=int, default=2, help="local Dask workers")
@@ -401,6 +424,8 @@ def main() -> None:
     p.add_argument("--probe-tasks", type=int, default=50, help="write probe: trivial tasks per flow")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="callcast-scaling-") as tmp:
+        if a.part in ("table", "all"):
+            bench_table()
         if a.part in ("search", "all"):
             modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
             bench_search(a.profile, a.every, a.workers, Path(tmp) / "search", modes)
