@@ -118,6 +118,11 @@ class ForecastConfig(BaseModel):
         description="intervals from backtest residual quantiles per model and step "
         "(scaled per series), or the models' own normal theory",
     )
+    interval_scaling: Literal["series", "level"] = Field(
+        "series",
+        description="error scale of the intervals: the series' own (constant over the horizon) or "
+        "also growing with the forecast's level (square root of level / mean level)",
+    )
     nonnegative: bool = Field(True, description="clip forecasts and intervals at 0 (sales are counts)")
     batch_size: int = Field(100, ge=1, description="series per batch file / mapped task")
     dask_min_series: int = Field(

@@ -59,6 +59,17 @@ class Plan:
     kind: str = "regular"
 
 
+def level_factor(pred: np.ndarray, history: np.ndarray, cfg: ForecastConfig) -> np.ndarray:
+    """Per-step multiplier of the error scale: 1, or with ``interval_scaling="level"`` the square root of the
+    forecast's level relative to the history's mean level (errors of sales grow with their level)."""
+    if cfg.interval_scaling != "level":
+        return np.ones(pred.size)
+    base = float(np.mean(np.abs(history))) if history.size else 0.0
+    if base <= 0:
+        return np.ones(pred.size)
+    return np.sqrt(np.clip(np.abs(pred), 0.25 * base, 4 * base) / base)
+
+
 def series_scale(y: np.ndarray, season: int) -> float:
     """Scale of a series' errors: in-sample seasonal-naive MAE, else first-difference MAE, else mean |y|."""
     for lag in (season, 1):
@@ -209,10 +220,10 @@ def backtest_one(s: Series, cfg: ForecastConfig, freq: str, lowrank: LowRank | N
                 acc["mase"].append(mase(actual, pred, seasonal_scale(s.y[:end], m)))
                 acc["smape"].append(smape(actual, pred))
                 acc["points"] += hf
-                scale = series_scale(s.y[:end], m)
+                scale = series_scale(s.y[:end], m) * level_factor(pred, s.y[:end], cfg)
                 for i in range(hf):
-                    r = (actual[i] - pred[i]) / scale if scale > 0 else 0.0
-                    res.append((i, r, scale, float(actual[i]), float(pred[i]), float(w[i])))
+                    r = (actual[i] - pred[i]) / scale[i] if scale[i] > 0 else 0.0
+                    res.append((i, r, float(scale[i]), float(actual[i]), float(pred[i]), float(w[i])))
         except Exception:  # noqa: BLE001 - a failing candidate is simply not chosen
             continue
         mases = [x for x in acc["mase"] if np.isfinite(x)]
@@ -355,10 +366,13 @@ def calibrate(resid: pd.DataFrame, horizon: int, min_samples: int = 100) -> dict
     return out
 
 
-def apply_intervals(fc: Forecast, model: str, scale: float, calib: dict, clip: bool) -> dict[str, np.ndarray]:
+def apply_intervals(
+    fc: Forecast, model: str, scale: float | np.ndarray, calib: dict, clip: bool
+) -> dict[str, np.ndarray]:
     """Point forecast with calibrated 80%/95% intervals (``f + q × scale``), ordered around the forecast."""
     table = (calib or {}).get("models", {}).get(model) or (calib or {}).get("models", {}).get("*")
-    if not table or scale <= 0:
+    scale = np.broadcast_to(np.asarray(scale, float), fc.mean.shape)
+    if not table or np.all(scale <= 0):
         out = fc.intervals(False)
     else:
         q = np.asarray(table, float)[: fc.mean.size]
@@ -377,7 +391,7 @@ def apply_intervals(fc: Forecast, model: str, scale: float, calib: dict, clip: b
     out["hi95"] = np.maximum(out["hi95"], out["hi80"])
     if clip:
         out = {k: np.maximum(v, 0.0) for k, v in out.items()}
-    if scale > 0:  # a varying series never gets a zero-width interval
+    if np.all(scale > 0):  # a varying series never gets a zero-width interval
         eps = 1e-6 * scale
         out["hi80"] = np.maximum(out["hi80"], out["lo80"] + eps)
         out["hi95"] = np.maximum(out["hi95"], out["hi80"] + eps)
@@ -431,7 +445,7 @@ def forecast_frame(
                 fc = fit_forecast(model, s.input(s.y.size, h, freq, cfg), cfg)
             inp_dates = s.input(s.y.size, h, freq, cfg).future_dates
             clip = cfg.nonnegative and not np.any(s.y < 0)
-            scale = series_scale(s.y, m)
+            scale = series_scale(s.y, m) * level_factor(fc.mean, s.y, cfg)
             calib_use = calib if cfg.interval_method == "conformal" else None
             iv = apply_intervals(fc, model, scale, calib_use or {}, clip)
             out.append(pd.DataFrame({"series_id": s.series_id, "date": inp_dates, **iv, "model": model}))

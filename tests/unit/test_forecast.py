@@ -467,6 +467,7 @@ def _forced(frame: pd.DataFrame, cfg: ForecastConfig, model: str, calib: dict | 
         ({"SEASON_SMOOTH": "0"}, lambda r: not np.allclose(r["seas"], r["base"]["seas"])),
         ({"STL_ROBUST": "false"}, lambda r: not np.allclose(r["stl"], r["base"]["stl"])),
         ({"INTERVAL_METHOD": "model"}, lambda r: not np.allclose(r["width"], r["base"]["width"])),
+        ({"INTERVAL_SCALING": "level"}, lambda r: not np.allclose(r["width"], r["base"]["width"])),
         ({"MIN_FOLD_HORIZON": "30"}, lambda r: r["short_points"] != r["base"]["short_points"]),
         (
             {"NAIVE_GUARD": "true"},
