@@ -466,7 +466,10 @@ def _postgres_copy_select(conn: Connection, table: sa.Table, where) -> sa.Select
 
 def _copy_postgres(conn: Connection, table: sa.Table, where, writer: GzipHashWriter, progress) -> int:
     """COPY through the driver (psycopg): one Python iteration per row."""
-    compiled = _postgres_copy_select(conn, table, where).compile(dialect=conn.dialect)
+    compiled = _postgres_copy_select(conn, table, where).compile(
+        dialect=conn.dialect,
+        compile_kwargs={"render_postcompile": True},  # IN lists (late/held keys) expanded
+    )
     sql = f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv, HEADER true)"
     driver = conn.connection.driver_connection
     with driver.cursor() as cursor:
@@ -550,9 +553,11 @@ def _copy_postgres_psql(
     thread while our own connection counts the slice in the same snapshot. Returns (rows copied, rows
     counted), or None when the query cannot travel on one psql line (the caller uses the driver).
     """
-    select = _postgres_copy_select(conn, table, where).compile(
-        dialect=conn.dialect, compile_kwargs={"literal_binds": True}
-    )
+    query = _postgres_copy_select(conn, table, where)
+    select = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    with_params = str(query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True}))
+    if str(select).count("\n") + str(select).count("\r") != with_params.count("\n") + with_params.count("\r"):
+        return None  # a value in the query (e.g. a late row's text key) holds a line break
     one_line = _one_line(str(select), table)
     if one_line is None:
         return None
@@ -718,7 +723,8 @@ def write_table_csv(
             copied = _copy_postgres_psql(conn, table, where, writer, progress, psql) if psql else None
             if psql and copied is None:
                 get_logger().warning(
-                    "%s: an identifier holds a line break, which psql's \\copy cannot carry; using the driver.",
+                    "%s: an identifier or key value holds a line break, which psql's \\copy cannot carry; "
+                    "using the driver.",
                     table_name,
                 )
             if copied is not None:

@@ -326,6 +326,14 @@ def test_incremental_property_on_postgresql(postgres_url, tmp_path):
             assert outcome.ok, (seed, outcome)
         outcome = run_sequence(engine, tmp_path / "lake-upd", 77, steps=30, updates=True)
         assert outcome.ok, outcome
+        included = 0
+        for seed in (5, 6, 7):  # COPY through the driver (IN lists of late keys bound as parameters)
+            outcome = run_sequence(
+                engine, tmp_path / f"lake-drv-{seed}", seed, steps=30, postgres_client="driver"
+            )
+            assert outcome.ok, (seed, outcome)
+            included += outcome.late_included
+        assert included > 0  # late rows really went through the driver path
     finally:
         engine.dispose()
 
@@ -632,3 +640,28 @@ def test_downstream_readers_refuse_a_raw_file_that_does_not_match_its_manifest(t
         load_demo_history(str(tmp_path / "lake"), DAY)
     with pytest.raises(StorageError, match="manifest records"):
         lake.read_csv("raw/customers", DAY, "customers.csv.gz")  # what training and scoring call
+
+
+def test_a_late_row_whose_text_key_holds_a_line_break_is_exported_exactly_on_postgresql(
+    postgres_url, tmp_path
+):
+    engine = make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS keyed")
+        conn.exec_driver_sql("CREATE TABLE keyed (code TEXT PRIMARY KEY, wm INTEGER NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO keyed VALUES ('a', 1), ('b', 10)")
+    try:
+        lake = Lake(LocalStorage(tmp_path / "lake"))
+        export_table(engine, lake, "keyed", DAY, watermark_column="wm", lookback=5)
+        with engine.begin() as conn:  # late, and its key spans two lines
+            conn.exec_driver_sql("INSERT INTO keyed VALUES (E'late\\nkey', 8), ('c', 11)")
+        manifest = export_table(
+            engine, lake, "keyed", DAY + timedelta(days=1), watermark_column="wm", lookback=5
+        )
+        assert manifest["rows"] == 2 and manifest["watermark"]["late_rows"] == 1
+        text = gzip.decompress(lake.read_bytes("raw/keyed", DAY + timedelta(days=1), "keyed.csv.gz")).decode()
+        assert sorted(parse_exact(text)[1:]) == [["c", "11"], ["late\nkey", "8"]]
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS keyed")
+        engine.dispose()

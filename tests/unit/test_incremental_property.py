@@ -81,7 +81,14 @@ def _lake_rows(lake: Lake) -> list[tuple[int, int, str]]:
 
 
 def run_sequence(
-    engine: sa.Engine, lake_dir: Path, seed: int, *, steps: int = 40, updates: bool = False, lookback: int = 6
+    engine: sa.Engine,
+    lake_dir: Path,
+    seed: int,
+    *,
+    steps: int = 40,
+    updates: bool = False,
+    lookback: int = 6,
+    postgres_client: str = "auto",
 ) -> Outcome:
     """One random operation sequence against a fresh table and lake; returns the checked outcome."""
     rng = random.Random(seed)
@@ -96,12 +103,24 @@ def run_sequence(
     def export(partition_date: date) -> None:
         try:
             manifest = export_table(
-                engine, lake, TABLE, partition_date, watermark_column="wm", lookback=lookback
+                engine,
+                lake,
+                TABLE,
+                partition_date,
+                watermark_column="wm",
+                lookback=lookback,
+                postgres_client=postgres_client,
             )
         except LateRowsError:
             outcome.late_reported += 1  # reported, not dropped: the operator widens the window and reruns
             manifest = export_table(
-                engine, lake, TABLE, partition_date, watermark_column="wm", lookback=10**9
+                engine,
+                lake,
+                TABLE,
+                partition_date,
+                watermark_column="wm",
+                lookback=10**9,
+                postgres_client=postgres_client,
             )
         outcome.late_included += (manifest.get("watermark") or {}).get("late_rows", 0)
         outcome.exports += 1
