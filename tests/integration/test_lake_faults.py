@@ -665,3 +665,15 @@ def test_a_late_row_whose_text_key_holds_a_line_break_is_exported_exactly_on_pos
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS keyed")
         engine.dispose()
+
+
+def test_incremental_property_on_mariadb(mariadb_url, tmp_path):
+    from tests.unit.test_incremental_property import run_sequence
+
+    engine = make_engine(mariadb_url)
+    try:
+        for seed in range(2):
+            outcome = run_sequence(engine, tmp_path / f"lake-{seed}", seed, steps=25, updates=seed == 1)
+            assert outcome.ok, (seed, outcome)
+    finally:
+        engine.dispose()
