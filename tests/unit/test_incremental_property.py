@@ -261,3 +261,25 @@ def test_rows_with_a_null_watermark_are_refused(tmp_path):
     ):
         export_table(engine, lake, "n", START, watermark_column="wm")
     assert lake.partitions("raw/n") == []
+
+
+def test_rerun_of_an_updated_at_day_keeps_its_bounds_and_moved_rows_live_in_the_later_slice(tmp_path):
+    """The documented rule for watermarks that move on update: a row lives in the slice of its latest change."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'src.db'}")
+    table = _create(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "wm": i, "payload": "v1"} for i in range(1, 61)])
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    first = export_table(engine, lake, TABLE, START, watermark_column="wm")
+    with engine.begin() as conn:  # every contact gets its outcome: updated_at moves past the first slice
+        conn.execute(table.update().values(wm=table.c.wm + 100, payload="v2"))
+    second = export_table(engine, lake, TABLE, START + timedelta(days=1), watermark_column="wm")
+    rerun = export_table(engine, lake, TABLE, START, watermark_column="wm")
+    assert first["rows"] == 60 and second["rows"] == 60
+    assert rerun["rows"] == 0 and rerun["watermark"]["high"] == first["watermark"]["high"]  # same bounds
+    newest = {}
+    for i, w, payload in _lake_rows(lake):
+        newest[i] = max(newest.get(i, (0, "")), (w, payload))
+    assert newest == {
+        i: (i + 100, "v2") for i in range(1, 61)
+    }  # nothing lost: the newest versions are all there
