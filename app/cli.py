@@ -366,7 +366,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with_prefect_api()
     from flows.pipeline import daily_pipeline
 
-    print("[3/4] export -> checks -> train + promotion gate -> call list -> forecasts -> monitoring", flush=True)
+    print(
+        "[3/4] export -> checks -> train + promotion gate -> call list -> forecasts -> monitoring", flush=True
+    )
     summary = daily_pipeline(partition_date=args.date, profile=args.profile, capacity=args.capacity)
     print("[4/4] business analyses: segments, campaign effectiveness, sales KPIs", flush=True)
     from flows.analytics import analytics

@@ -16,6 +16,7 @@ from app.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitM
 from app.api.schemas import BatchOut, ScoreOut
 from app.api.scoring import MicroBatcher, ScoreEndpoint, ScoreMiddleware
 from callcast.errors import ConfigurationError
+from callcast.schema import CustomerSchema
 
 if TYPE_CHECKING:
     from callcast.lake import Lake
@@ -44,7 +45,9 @@ def create_app(
         )
     lake = lake or open_lake(settings)
     holder = ModelHolder(lake, api.reload_seconds)
-    batcher = MicroBatcher()
+    schema = settings.customers
+    custom = schema != CustomerSchema()
+    batcher = MicroBatcher(customer_columns=schema.customer_columns() if custom else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -77,7 +80,7 @@ def create_app(
             )
         return served
 
-    endpoint = ScoreEndpoint(holder, batcher)
+    endpoint = ScoreEndpoint(holder, batcher, schema)
 
     @app.post("/score", response_model=ScoreOut | BatchOut)
     async def score(request: Request) -> Response:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from callcast.schema import BANK_CATEGORIES
+from callcast.schema import BANK_CATEGORIES, CustomerSchema
 
 MAX_BATCH = 1000
 Job = Literal[BANK_CATEGORIES["job"]]  # type: ignore[valid-type]
@@ -44,6 +45,46 @@ class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+HISTORY_FIELDS = ("contact", "campaign", "previous", "poutcome")
+
+
+@functools.cache
+def _request_models(schema_json: str) -> tuple[type[BaseModel], type[BaseModel]]:
+    schema = CustomerSchema.model_validate_json(schema_json)
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in CustomerIn.model_fields.items()
+        if name not in schema.dropped_columns
+    }
+    for column in schema.extra_columns:
+        kind = str if column.kind == "categorical" else float
+        annotation = kind | None if column.nullable else kind
+        constraints = {"max_length": 64} if column.kind == "categorical" else {"allow_inf_nan": False}
+        default = None if column.nullable else ...
+        fields[column.name] = (
+            annotation,
+            Field(default, description="Company column (known before a call).", **constraints),
+        )
+    config = ConfigDict(extra="forbid", strict=True)
+    customer = create_model("CustomerIn", __config__=config, __doc__=CustomerIn.__doc__, **fields)
+    customer.model_config["strict"] = True
+    batch = create_model(
+        "BatchIn", __config__=config, customers=(list[customer], Field(min_length=1, max_length=MAX_BATCH))
+    )
+    return customer, batch
+
+
+def request_models(schema: CustomerSchema | None = None) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(one customer, batch) request models for the company's customer schema (``CALLCAST_CUSTOMERS__*``).
+
+    The UCI schema gives :class:`CustomerIn` / :class:`BatchIn`; a company that dropped a column is never
+    asked for it, and one with extra pre-call columns must send them (numbers finite, categories as text).
+    """
+    if schema is None or schema == CustomerSchema():
+        return CustomerIn, BatchIn
+    return _request_models(schema.model_dump_json())
 
 
 class ScoreOut(BaseModel):

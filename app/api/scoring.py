@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from app.api.holder import ModelHolder, Served
 from app.api.middleware import send_json
-from app.api.schemas import BatchIn, CustomerIn
+from app.api.schemas import CustomerIn, request_models
+from callcast.schema import CustomerSchema
 from models.propensity.serving import scoring_row
 
 INLINE_ROWS = 64
@@ -20,11 +21,16 @@ INLINE_ROWS = 64
 row); larger ones, and every request when the pipeline serves, go through the micro-batcher's thread."""
 
 
-def probabilities(served: Served, customers: list[CustomerIn]) -> list[float]:
-    """Probability of a sale per customer: compiled scorer when verified, else the batch path (pandas)."""
+def probabilities(
+    served: Served, customers: list[CustomerIn], customer_columns: list[str] | None = None
+) -> list[float]:
+    """Probability of a sale per customer: compiled scorer when verified, else the batch path (pandas).
+
+    ``customer_columns`` names a company schema's attributes (default: the UCI ones).
+    """
     from models.call_list import NEVER_CONTACTED, predict, scoring_rows
 
-    if served.scorer is not None:
+    if served.scorer is not None and customer_columns is None:
         probability, context = served.scorer.probability, served.context
         return [
             probability(scoring_row({**c.__dict__, "customer_id": None}, context, NEVER_CONTACTED))
@@ -34,14 +40,16 @@ def probabilities(served: Served, customers: list[CustomerIn]) -> list[float]:
 
     records = pd.DataFrame([c.model_dump() for c in customers])
     records["customer_id"] = 0
-    return predict(served.model, scoring_rows(records, served.context)).tolist()
+    return predict(served.model, scoring_rows(records, served.context, customer_columns)).tolist()
 
 
-def score_records(served: Served, customers: list[CustomerIn]) -> list[dict[str, Any]]:
+def score_records(
+    served: Served, customers: list[CustomerIn], customer_columns: list[str] | None = None
+) -> list[dict[str, Any]]:
     """``ScoreOut`` dicts (probability, decile, version) for validated customers, from one :class:`Served`."""
     from models.call_list import PROBABILITY_DIGITS, decile_of
 
-    p = probabilities(served, customers)
+    p = probabilities(served, customers, customer_columns)
     cuts = served.decile_cuts
     version = served.version
     return [
@@ -63,8 +71,9 @@ class MicroBatcher:
     request is scored at once. Each request keeps the :class:`Served` it started with.
     """
 
-    def __init__(self, max_rows: int = 2048) -> None:
+    def __init__(self, max_rows: int = 2048, customer_columns: list[str] | None = None) -> None:
         self.max_rows = max_rows
+        self.customer_columns = customer_columns
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
 
@@ -90,7 +99,9 @@ class MicroBatcher:
             for group in groups.values():
                 merged = [c for _, customers, _ in group for c in customers]
                 try:
-                    results = await run_in_threadpool(score_records, group[0][0], merged)
+                    results = await run_in_threadpool(
+                        score_records, group[0][0], merged, self.customer_columns
+                    )
                 except Exception as exc:  # answer every waiting request, keep the worker alive
                     for _, _, future in group:
                         if not future.done():
@@ -115,9 +126,14 @@ class MicroBatcher:
 class ScoreEndpoint:
     """``POST /score`` as a plain function of the body: validation (422), no model (503), scoring (200)."""
 
-    def __init__(self, holder: ModelHolder, batcher: MicroBatcher) -> None:
+    def __init__(
+        self, holder: ModelHolder, batcher: MicroBatcher, schema: CustomerSchema | None = None
+    ) -> None:
         self.holder = holder
         self.batcher = batcher
+        self.customer_model, self.batch_model = request_models(schema)
+        custom = schema is not None and schema != CustomerSchema()
+        self.customer_columns = schema.customer_columns() if custom else None
 
     async def respond(self, raw: bytes) -> tuple[int, Any]:
         """HTTP status and JSON payload for one request body."""
@@ -131,7 +147,8 @@ class ScoreEndpoint:
             return 422, {"detail": [error]}
         is_batch = isinstance(body, dict) and "customers" in body
         try:
-            parsed = BatchIn.model_validate(body) if is_batch else CustomerIn.model_validate(body)
+            model = self.batch_model if is_batch else self.customer_model
+            parsed = model.model_validate(body)
         except ValidationError as exc:
             from fastapi.encoders import jsonable_encoder
 
@@ -143,8 +160,8 @@ class ScoreEndpoint:
                 "detail": f"No champion loaded ({self.holder.last_error or 'not loaded yet'}). "
                 "Train and promote one: callcast train"
             }
-        customers = parsed.customers if isinstance(parsed, BatchIn) else [parsed]
-        if served.scorer is not None and len(customers) <= INLINE_ROWS:
+        customers = parsed.customers if is_batch else [parsed]
+        if served.scorer is not None and self.customer_columns is None and len(customers) <= INLINE_ROWS:
             results = score_records(served, customers)  # microseconds: cheaper than a thread hop
         else:
             results = await self.batcher.score(served, customers)

@@ -1,4 +1,4 @@
-"""A company with its own customer schema, end to end: seed -> export -> checks -> train -> call list.
+"""A company with its own customer schema, end to end: seed -> export -> checks -> train -> call list -> API.
 
 The operational database has no ``balance`` and two extra customer columns; only the settings say so
 (``CALLCAST_CUSTOMERS__*``). Export reflects the table, the checks expect exactly those columns, training uses the
@@ -85,3 +85,25 @@ def test_a_variant_customer_schema_flows_from_export_to_the_call_list(
                       campaign=1, previous=1, poutcome="failure", ctx_volume_7d=0.0, ctx_rate_90d=0.3)  # fmt: skip
     poor = rich.assign(income_band="low")
     assert model.predict_proba(rich)[0, 1] > model.predict_proba(poor)[0, 1]
+    # ... and the HTTP API asks for exactly this company's columns and agrees with the model's direction
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+    from callcast.settings import get_settings
+
+    customer = {"age": 40, "job": "admin.", "marital": "single", "education": "tertiary", "default": "no",
+                "housing": "no", "loan": "no", "contact": "cellular", "campaign": 1, "previous": 1,
+                "poutcome": "failure", "tenure_years": 5.0}  # fmt: skip
+    with TestClient(
+        create_app(get_settings(), lake, start_reloader=False), base_url="http://127.0.0.1"
+    ) as api:
+        high = api.post("/score", json={**customer, "income_band": "high"})
+        low = api.post("/score", json={**customer, "income_band": "low"})
+        assert high.status_code == 200 and low.status_code == 200, high.text
+        assert high.json()["probability"] > low.json()["probability"]
+        missing = api.post("/score", json=customer)  # an extra column is required
+        assert missing.status_code == 422 and "income_band" in missing.text
+        dropped = api.post("/score", json={**customer, "income_band": "high", "balance": 100})
+        assert dropped.status_code == 422 and "balance" in dropped.text  # the company has no balance
+        batch = api.post("/score", json={"customers": [{**customer, "income_band": "high"}] * 3})
+        assert batch.status_code == 200 and len(batch.json()["results"]) == 3
