@@ -196,7 +196,7 @@ class ClosedLoop:
         return added, self.monitor()
 
 
-def closed_loop(stable_days: int, shifted_days: int, capacity: int) -> None:
+def closed_loop(stable_days: int, shifted_days: int, capacity: int, kind: str = "population") -> None:
     from demo_company.database import DemoShift
 
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as home:
@@ -223,15 +223,23 @@ def closed_loop(stable_days: int, shifted_days: int, capacity: int) -> None:
             )
         false_alarms = [d["partition_date"] for d in docs if d["drift_detected"]]
         shift_day = loop.day + timedelta(days=1)
-        shift = DemoShift(
-            start=shift_day, existing_share=0.6, balance_factor=0.25, age_offset=12, truth_change=1.0
-        )
+        if kind == "truth":  # concept drift only: the customers stay, the world's answers change
+            shift = DemoShift(start=shift_day, truth_change=1.0)
+        else:
+            shift = DemoShift(
+                start=shift_day, existing_share=0.6, balance_factor=0.25, age_offset=12, truth_change=1.0
+            )
+        print(f"shift ({kind}) from {shift_day}: {shift.model_dump(exclude_defaults=True)}")
         shifted = []
         for i in range(shifted_days):
             added, doc = loop.step(shift if i == 0 else None)
             shifted.append(doc)
+            real = doc["performance"]["realised"] or {}
             print(
-                f"  shifted {added['day']} status {doc['status']:<8} reasons: {'; '.join(doc['reasons'])[:150]}",
+                f"  shifted {added['day']} status {doc['status']:<8} realised AUC "
+                f"{real.get('within_date_auc') or float('nan'):.3f} (95% up to "
+                f"{(real.get('within_date_auc_ci95') or [None, float('nan')])[1] or float('nan'):.3f}) vs expected "
+                f"{real.get('expected_within_date_auc') or float('nan'):.3f}; reasons: {'; '.join(doc['reasons'])[:160]}",
                 flush=True,
             )
         detected = [d["partition_date"] for d in shifted if d["drift_detected"]]
@@ -314,10 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--million", action="store_true", help="also time a 1M-customer partition")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-loop", action="store_true")
+    parser.add_argument(
+        "--shift-kind",
+        choices=["population", "truth"],
+        default="population",
+        help="population: customers and truth move; truth: only the hidden truth (concept drift)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     if not args.skip_loop:
-        closed_loop(args.stable_days, args.shifted_days, args.capacity)
+        closed_loop(args.stable_days, args.shifted_days, args.capacity, args.shift_kind)
     if args.million:
         million(args.rows)
     return 0
