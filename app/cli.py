@@ -438,13 +438,16 @@ def render_summary(summary: dict[str, Any], settings) -> str:
         )
     model = summary.get("model")
     if model:
-        h = model["headline"]
-        verdict = "promoted to champion" if model["promoted"] else "kept as challenger"
+        h = model.get("headline") or {}
+        if model.get("unchanged"):
+            verdict = "unchanged inputs: nothing retrained, " + ", ".join(model.get("reasons") or [])[:90]
+        else:
+            verdict = "promoted to champion" if model["promoted"] else "kept as challenger"
         lines += [
             f"Model      propensity {model['version']} ({model.get('candidate', '')}) {verdict}",
             "           "
             + ", ".join(f"{k} {v:.3f}" for k, v in h.items() if isinstance(v, int | float))[:150],
-            f"           card: {model.get('registry', lake + '/' + catalog.registry('propensity'))}",
+            f"           card: {model.get('registry') or lake + '/' + catalog.registry('propensity')}",
         ]
     call_list = summary.get("call_list")
     if call_list:

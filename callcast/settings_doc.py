@@ -66,6 +66,8 @@ def settings_reference(model: type[BaseModel] = Settings, prefix: str = "CALLCAS
     """One row per leaf setting, nested sections flattened with ``__`` as the environment spells them."""
     for name, info in model.model_fields.items():
         variable = f"{prefix}{name.upper()}"
+        if (info.description or "").startswith("Derived from "):
+            continue  # a copy of another section, refused if set: documented where it is set
         section = _section_class(info)
         if section is not None:
             yield from settings_reference(section, variable + "__")
