@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from prefect import flow, unmapped
+from prefect.futures import as_completed
 
 from models.propensity.config import Profile, PropensityConfig
 from tasks.candidate_search import (
@@ -21,7 +22,7 @@ from tasks.candidate_search import (
 )
 
 
-@flow(name="propensity-candidate-search")
+@flow(name="propensity-candidate-search", log_prints=True)
 def search_candidates(
     table_path: str,
     workdir: str,
@@ -38,7 +39,17 @@ def search_candidates(
     t0 = time.perf_counter()
     plan = plan_search_task(config, profile)
     futures = search_trial_task.map(unmapped(table_path), plan, unmapped(config))
-    trials = [f.result() for f in futures]
+    trials = []
+    step = max(1, len(futures) // 10)
+    for future in as_completed(futures):
+        trials.append(future.result())
+        done = len(trials)
+        if done % step == 0 or done == len(futures):
+            spent = time.perf_counter() - t0
+            print(
+                f"candidate search: {done}/{len(futures)} trials on {runner}, {spent:.0f} s, "
+                f"ETA {spent / done * (len(futures) - done):.0f} s"
+            )
     summary = collect_search_task(workdir, trials, runner, time.perf_counter() - t0)
     summary["mlflow_run_id"] = log_search_task(tracking_uri, trials, summary, profile, config)
     return summary

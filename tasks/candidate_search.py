@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -101,7 +102,13 @@ def run_trial(table_path: str, trial: Trial, config: PropensityConfig) -> dict[s
 )
 def search_trial_task(table_path: str, trial: Trial, config: PropensityConfig) -> dict[str, Any]:
     """Within-date AUC of one candidate setting on each selection window (runs on a Dask worker if mapped there)."""
-    return run_trial(table_path, trial, config)
+    out = run_trial(table_path, trial, config)
+    get_logger().info(
+        "%s #%d %s: mean within-date AUC %.4f over %d windows, %.1f s (pid %d)",
+        trial.candidate, trial.index, trial.params, float(np.nanmean(out["windows"])),
+        len(out["windows"]), out["seconds"], out["pid"],
+    )  # fmt: skip
+    return out
 
 
 def outcomes_of(trials: list[dict[str, Any]]) -> dict[str, SearchOutcome]:
@@ -180,7 +187,6 @@ def log_search(
     Logged from the flow's process after the trials ran, so many workers never write the tracking store at once
     (the default store is SQLite); the figures are the trials' own.
     """
-    import numpy as np
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
