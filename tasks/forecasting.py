@@ -200,6 +200,13 @@ def publish_task(
 
     lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
     prefix = catalog.forecasts(namespace)
+    if lake.has_partition(prefix, partition_date):
+        from callcast.runtime import get_logger
+
+        get_logger().info(
+            "Replacing the forecasts of %s for data up to %s (a rerun on the same data); other partitions "
+            "are untouched.", prefix, partition_date,
+        )  # fmt: skip
     meta = {name: {"rows": n} for name, n in rows.items()}
     doc = lake.commit_partition(
         prefix, partition_date, {k: Path(v) for k, v in files.items()}, manifest, file_meta=meta
