@@ -363,17 +363,25 @@ class Lake:
             return self.fetch(prefix, partition_date, name, scratch).read_bytes()
 
     def read_csv(self, prefix: str, partition_date: date, name: str, **pandas_kwargs: Any):
-        """A committed CSV (optionally gzip) file as a DataFrame, typed from the manifest's columns."""
+        """A committed CSV (optionally gzip) file as a DataFrame, typed from the manifest's columns.
+
+        The manifest's ``columns`` describe the partition's data file; another file of the partition (a report
+        beside the forecasts, say) is read untyped, with the same missing-value rules.
+        """
         from callcast.csvio import pandas_read_options
 
         manifest = self.read_manifest(prefix, partition_date)
-        options = pandas_read_options(manifest.get("columns") or [])
-        options.update(pandas_kwargs)
         with self.scratch_dir() as scratch:
             path = self.fetch(prefix, partition_date, name, scratch)
             import pandas as pd
 
-            return pd.read_csv(path, **options)  # stored names keep the extension: gzip is inferred
+            described = manifest.get("columns") or []
+            header = list(
+                pd.read_csv(path, nrows=0).columns
+            )  # stored names keep the extension: gzip inferred
+            options = pandas_read_options(described if [c["name"] for c in described] == header else [])
+            options.update(pandas_kwargs)
+            return pd.read_csv(path, **options)
 
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[Path]:

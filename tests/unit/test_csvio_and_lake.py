@@ -248,3 +248,22 @@ def test_a_rerun_with_identical_output_repairs_a_damaged_file(tmp_path):
     assert lake.verify_partition("raw/t", day)
     lake.commit_partition("raw/t", day, {"t.csv": _write(tmp_path, "t.csv", "a\n1\n")}, {"table": "t"})
     assert lake.verify_partition("raw/t", day) == [] and lake.read_bytes("raw/t", day, "t.csv") == b"a\n1\n"
+
+
+def test_read_csv_types_only_the_file_the_manifest_describes(tmp_path):
+    """A second CSV of a partition (a report) is not forced into the data file's column types."""
+    from callcast.lake import Lake
+    from callcast.storage import LocalStorage
+
+    data, report = tmp_path / "forecasts.csv", tmp_path / "report.csv"
+    data.write_text("series_id,date,forecast\nA,2024-01-01,1.5\n")
+    report.write_text("series_id,model,wmae\nA,ets,0.3\n")
+    lake = Lake(LocalStorage(tmp_path / "lake"))
+    columns = [{"name": "series_id", "type": "string"}, {"name": "date", "type": "date"},
+               {"name": "forecast", "type": "float"}]  # fmt: skip
+    lake.commit_partition("f", date(2024, 1, 2), {"forecasts.csv": data, "report.csv": report},
+                          {"columns": columns})  # fmt: skip
+    typed = lake.read_csv("f", date(2024, 1, 2), "forecasts.csv")
+    assert str(typed["date"].dtype).startswith("datetime64")
+    other = lake.read_csv("f", date(2024, 1, 2), "report.csv")
+    assert list(other.columns) == ["series_id", "model", "wmae"] and other["wmae"].iloc[0] == 0.3
