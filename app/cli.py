@@ -314,12 +314,20 @@ def cmd_forecast(args: argparse.Namespace) -> None:
         dask_address=args.dask_address,
         dask_workers=args.dask_workers,
         mlflow_tracking_uri=args.mlflow_uri,
+        folds=args.folds,
+        candidates=csv_list(args.candidates) or None,
+        namespace=args.namespace,
     )
     print(
         f"{summary['n_series']} series forecast {summary['horizon']} periods ahead -> {summary['location']}\n"
-        f"backtest WMAE {summary['wmae']:.3f} vs seasonal naive {summary['naive_wmae']:.3f} "
-        f"({summary['wmae_improvement']:.1%} better); models: {summary['models']}"
+        f"backtest WMAE {summary['wmae']:.3f} = {summary['wmae_ratio']:.3f}x seasonal naive "
+        f"({summary['naive_wmae']:.3f}); {summary['share_beating_naive']:.0%} of series beat it; "
+        f"median MASE {summary['median_mase']:.3f} (naive {summary['naive_median_mase']:.3f})\n"
+        f"interval coverage 80%: {summary['coverage80']:.1%}, 95%: {summary['coverage95']:.1%}; "
+        f"{summary['share_modelled']:.0%} of series modelled; models: {summary['models']}"
     )
+    if summary.get("baseline_warning"):
+        print(f"warning: {summary['baseline_warning']}", file=sys.stderr)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> None:
@@ -593,6 +601,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--dask-workers", type=int, default=None, help="local Dask workers (0 = in-process)"
     )
     forecast.add_argument("--mlflow-uri", default=None)
+    forecast.add_argument(
+        "--folds", type=positive_int, default=None, help="backtest folds (default: settings)"
+    )
+    forecast.add_argument(
+        "--candidates", default="", help="comma-separated candidate models (default: settings)"
+    )
+    forecast.add_argument(
+        "--namespace", default=None, help="name of a bring-your-own run (default: file name)"
+    )
 
     analytics = command(
         "analytics",
