@@ -99,7 +99,11 @@ class EngineChatter(logging.Filter):
     PREFECT_CODE = f"{os.sep}site-packages{os.sep}prefect{os.sep}"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING or not record.name.startswith("prefect"):
+        if not record.name.startswith("prefect"):
+            return True
+        if record.levelno >= logging.ERROR and record.exc_info and self.PREFECT_CODE in record.pathname:
+            return False  # the engine's traceback of a failure the command reports in one line (and logs)
+        if record.levelno >= logging.WARNING:
             return True
         return record.funcName == "print_as_log" or self.PREFECT_CODE not in record.pathname
 
@@ -108,9 +112,16 @@ def quiet_terminal(verbose: bool) -> None:
     """Attach :class:`EngineChatter` to the terminal handlers (again after Prefect configured its logging)."""
     if verbose:
         return
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, EngineChatter) for f in handler.filters):
-            handler.addFilter(EngineChatter())
+    loggers = [logging.getLogger()] + [
+        logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("prefect") and isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            terminal = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            if terminal and not any(isinstance(f, EngineChatter) for f in handler.filters):
+                handler.addFilter(EngineChatter())
 
 
 def configure_logging(verbose: bool) -> None:

@@ -20,6 +20,18 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # A CLI command in a test never starts the long-lived local server (tests that want one start it themselves).
 os.environ["CALLCAST_SERVER__AUTOSTART"] = "false"
 
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ... nor talks to a developer's running server on the default port (4200): tests use their own servers.
+os.environ["CALLCAST_SERVER__PORT"] = str(_unused_port())
+
 BANK_FULL = Path(__file__).resolve().parents[1] / "demo_company" / "data" / "bank-full.csv.gz"
 
 
@@ -39,7 +51,11 @@ def callcast_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("CALLCAST_HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("CALLCAST_") and name not in ("CALLCAST_HOME", "CALLCAST_SERVER__AUTOSTART"):
+        if name.startswith("CALLCAST_") and name not in (
+            "CALLCAST_HOME",
+            "CALLCAST_SERVER__AUTOSTART",
+            "CALLCAST_SERVER__PORT",
+        ):
             monkeypatch.delenv(name, raising=False)
     return home
 

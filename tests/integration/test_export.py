@@ -437,7 +437,7 @@ def test_export_flow_end_to_end_with_events_and_artifact(prefect_harness, callca
     assert found and "customers" in json.dumps(found[-1].data)
 
 
-def test_cli_reports_a_missing_table_in_one_line(callcast_home, capsys):
+def test_cli_reports_a_missing_table_in_one_line(prefect_harness, callcast_home, capsys):
     from app.cli import main
 
     engine = make_engine(f"sqlite:///{callcast_home / 'callcast.db'}")
@@ -484,7 +484,7 @@ def test_generic_path_streams_in_batches(tmp_path):
     engine.dispose()
 
 
-def test_cli_export_to_unwritable_lake(callcast_home, capsys, tmp_path):
+def test_cli_export_to_unwritable_lake(prefect_harness, callcast_home, capsys, tmp_path):
     from app.cli import main
 
     engine = make_engine(f"sqlite:///{callcast_home / 'callcast.db'}")
