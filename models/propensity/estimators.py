@@ -10,6 +10,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
@@ -137,7 +138,9 @@ def make_estimator(kind: str, seed: int, n_jobs: int = 1):
     raise ValueError(f"unknown estimator {kind!r}: use logreg, random_forest or hist_gb")
 
 
-def make_encoder(kind: str, feature_set: FeatureSet, target_encode: list[str] | tuple[str, ...] = ()):
+def make_encoder(
+    kind: str, feature_set: FeatureSet, target_encode: list[str] | tuple[str, ...] = (), *, seed: int
+):
     """The step after :class:`BankFeatures` (categorical codes first, then numerics).
 
     Linear model: one-hot of the codes (codes unseen in fit are ignored) + median-imputed, scaled numerics.
@@ -153,9 +156,11 @@ def make_encoder(kind: str, feature_set: FeatureSet, target_encode: list[str] | 
             ("num", num, list(feature_set.numeric)),
         ]
         if encoded:
-            # cross-fitted in fit_transform (no row sees its own outcome), then scaled like the numerics
+            # cross-fitted in fit_transform (no row sees its own outcome), then scaled like the numerics; the
+            # folds are seeded (TargetEncoder's own shuffle is unseeded: two fits would differ)
+            folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
             te = Pipeline(
-                [("target", TargetEncoder(target_type="binary", cv=5)), ("scale", StandardScaler())]
+                [("target", TargetEncoder(target_type="binary", cv=folds)), ("scale", StandardScaler())]
             )
             parts.append(("te", te, encoded))
         return ColumnTransformer(parts, verbose_feature_names_out=False)
@@ -189,7 +194,7 @@ def build_pipeline(candidate: Candidate, config: PropensityConfig, calibrated: b
             BankFeatures(categorical=list(feature_set.categorical), numeric=list(feature_set.numeric)),
         ),
         ("guard", LeakageGuard(allowed=config.allowed_columns())),
-        ("encode", make_encoder(candidate.estimator, feature_set, candidate.target_encode)),
+        ("encode", make_encoder(candidate.estimator, feature_set, candidate.target_encode, seed=config.seed)),
     ]
     if calibrated:
         model = RecalibratedClassifier(

@@ -109,3 +109,22 @@ def test_the_search_runs_on_dask_when_a_cluster_is_named_or_the_profile_is_large
     runner, label = search_runner(get_settings(), "quick")
     assert isinstance(runner, DaskTaskRunner) and label == "dask tcp://10.0.0.5:8786"
     assert runner.address == "tcp://10.0.0.5:8786"
+
+
+def test_target_encoded_candidate_is_reproducible_for_the_seed(table_path):
+    """Same seed, same rows: the same probabilities (the serial and the Dask search rely on it)."""
+    import pandas as pd
+
+    from models.propensity.estimators import build_pipeline
+
+    config = PropensityConfig()
+    table = pd.read_pickle(table_path)
+    spec = config.candidate("logreg/interactions_te")
+    assert spec.target_encode  # the candidate cross-fits a target encoding
+    y = table["y"].to_numpy()
+    first = build_pipeline(spec, config, calibrated=False).fit(table, y).predict_proba(table)[:, 1]
+    second = build_pipeline(spec, config, calibrated=False).fit(table, y).predict_proba(table)[:, 1]
+    assert (first == second).all()
+    other = config.model_copy(update={"seed": config.seed + 1})
+    third = build_pipeline(spec, other, calibrated=False).fit(table, y).predict_proba(table)[:, 1]
+    assert not (first == third).all()  # the seed reaches the encoder's folds
