@@ -234,9 +234,19 @@ def cmd_next_day(args: argparse.Namespace) -> None:
         engine.dispose()
 
 
+def refuse_future(day: date | None, what: str) -> None:
+    """A mistyped future --date fails at once, before any server or flow starts."""
+    if day is not None:
+        from callcast.runtime import company_today
+        from tasks.export import refuse_future_date
+
+        refuse_future_date(day, company_today(), what)
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from callcast import catalog
 
+    refuse_future(args.date, "export")
     with_prefect_api()
     from flows.export import daily_export
 
@@ -247,6 +257,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    refuse_future(args.date, "validate")
     with_prefect_api()
     from flows.validate import validate_exports
 
@@ -342,6 +353,7 @@ def cmd_forecast(args: argparse.Namespace) -> None:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> None:
+    refuse_future(args.date, "run the daily job for")
     with_prefect_api()
     from flows.pipeline import daily_pipeline
 

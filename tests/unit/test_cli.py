@@ -84,3 +84,12 @@ def test_an_unexpected_failure_is_two_lines_and_the_traceback_goes_to_the_log(mo
 
 def test_iso_date_accepts_real_dates():
     assert cli.iso_date("2024-02-29") == date(2024, 2, 29)
+
+
+@pytest.mark.parametrize("command", ["export", "validate", "pipeline"])
+def test_a_future_date_is_refused_before_anything_starts(command, monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(cli, "with_prefect_api", lambda: started.append(1))
+    assert cli.main([command, "--date", "2099-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "2099-01-01" in err and "after today" in err and not started
