@@ -50,6 +50,19 @@ def partition(prefix: str, partition_date: date) -> str:
     return f"{prefix.strip('/')}/{PARTITION_PREFIX}{partition_date.isoformat()}"
 
 
+def partition_label(name: str, partition_date: date | str) -> str:
+    """How people read a partition in messages: ``customers dt=2024-03-31``."""
+    day = partition_date.isoformat() if isinstance(partition_date, date) else partition_date
+    return f"{name} {PARTITION_PREFIX}{day}"
+
+
+def partition_pattern(file_name: str) -> re.Pattern[str]:
+    """Matches a key ending in ``/dt=YYYY-MM-DD/<file_name>``; group 1 is the date."""
+    return re.compile(
+        r"/" + re.escape(PARTITION_PREFIX) + r"(\d{4}-\d{2}-\d{2})/" + re.escape(file_name) + "$"
+    )
+
+
 def partition_file(prefix: str, partition_date: date, name: str) -> str:
     """``<prefix>/dt=YYYY-MM-DD/<name>``."""
     return f"{partition(prefix, partition_date)}/{name}"

@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -43,7 +42,7 @@ from callcast.storage import LocalStorage, Storage, fault_point
 MANIFEST_NAME = catalog.MANIFEST_NAME
 partition_key = catalog.partition
 
-_PARTITION_RE = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/" + re.escape(MANIFEST_NAME) + "$")
+_PARTITION_RE = catalog.partition_pattern(MANIFEST_NAME)
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 LEASE_TTL_SECONDS = 60.0
 
@@ -198,7 +197,7 @@ class Lake:
                 fault_point("lake.cleanup")
                 first = False
         # Staged leftovers of the old protocol (before content-addressed names), if any.
-        stem = f"{catalog.staging(prefix)}/dt={partition_date.isoformat()}."
+        stem = catalog.partition(catalog.staging(prefix), partition_date) + "."
         for key in self.storage.list(catalog.staging(prefix) + "/"):
             if key.startswith(stem):
                 self.storage.delete(key)
@@ -260,7 +259,7 @@ class Lake:
                 return entry
         known = ", ".join(e.get("logical_name", e.get("name", "?")) for e in files) or "none"
         raise StorageError(
-            f"The manifest of {manifest.get('table', '?')} dt={manifest.get('partition_date')} names no file "
+            f"The manifest of {catalog.partition_label(manifest.get('table', '?'), manifest.get('partition_date'))} names no file "
             f"{name!r} (it names: {known})."
         )
 

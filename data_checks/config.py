@@ -75,6 +75,8 @@ class ChecksConfig(BaseModel):
     )
     sensitive_columns: list[str] = Field(default=["name", "phone"], description="Masked in sample rows.")
     fallback_to_last_good: bool = Field(
-        False,
-        description="Downstream flows use the last good partition instead of refusing a quarantined one.",
+        True,
+        description="Training, forecasting, monitoring and analytics read the last good partition (with a "
+        "warning naming the quarantined one) instead of refusing; false makes them refuse. The call list has its "
+        "own, stricter rule (CALLCAST_SCORING__FALLBACK_TO_LAST_GOOD).",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from callcast.catalog import partition_label
 from data_checks.result import CheckResult
 
 _COLOURS = {"passed": "#1b7f3b", "warning": "#b26a00", "failed": "#b3261e"}
@@ -40,7 +41,7 @@ def render_summary_html(result: CheckResult, has_gx_site: bool = True) -> str:
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>{escape(result.table)} dt={escape(result.partition_date)}: {result.status}</title>
+<title>{escape(partition_label(result.table, result.partition_date))}: {result.status}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
 .status {{ display: inline-block; padding: .2rem .8rem; color: #fff; background: {colour}; border-radius: 4px; }}

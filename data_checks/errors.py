@@ -34,7 +34,7 @@ class PartitionNotValidatedError(PartitionRefusedError):
     def __init__(self, table: str, partition_date: date) -> None:
         super().__init__(
             f"{table} partition {partition_date.isoformat()} is not validated yet: run the validate flow "
-            f"(python -m flows.validate --date {partition_date.isoformat()}).",
+            f"(callcast validate --date {partition_date.isoformat()}).",
             table,
             partition_date,
         )

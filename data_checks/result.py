@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from callcast.catalog import partition_label
 from data_checks.config import Severity
 
 Status = Literal["passed", "warning", "failed"]
@@ -42,7 +43,7 @@ class CheckResult(BaseModel):
 
     def summary(self) -> str:
         """One line per failed expectation, critical first."""
-        head = f"{self.table} dt={self.partition_date}: {self.status} ({self.rows_checked:,} rows checked)"
+        head = f"{partition_label(self.table, self.partition_date)}: {self.status} ({self.rows_checked:,} rows checked)"
         ordered = sorted(self.failed_expectations, key=lambda f: f.severity != "critical")
         return "\n".join([head] + [f"  [{f.severity}] {f.details}" for f in ordered])
 

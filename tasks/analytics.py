@@ -88,7 +88,7 @@ def read_sales_inputs(
     from tasks.checks import require_validated, require_validated_history
 
     log = get_logger()
-    days = require_validated_history(lake, "sales", as_of, fallback_to_last_good=True, logger=log)
+    days = require_validated_history(lake, "sales", as_of, logger=log)
     if not days:
         from callcast.errors import PartitionNotFoundError
 
@@ -108,7 +108,6 @@ def read_sales_inputs(
             lake,
             table,
             lake.latest_partition(catalog.raw(table), as_of),
-            fallback_to_last_good=True,
             logger=log,
         )
         frames.append(lake.read_csv(catalog.raw(table), day, catalog.raw_file_name(table)))

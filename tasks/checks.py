@@ -12,7 +12,8 @@ from typing import Any
 from prefect import task
 
 from callcast import catalog
-from callcast.lake import Lake, partition_key
+from callcast.errors import PartitionNotFoundError
+from callcast.lake import Lake
 from callcast.runtime import get_logger
 from data_checks.config import ChecksConfig
 from data_checks.errors import PartitionNotValidatedError, QuarantinedPartitionError
@@ -22,11 +23,20 @@ GOOD = ("passed", "warning")
 
 
 def result_key(table: str, partition_date: date) -> str:
-    return f"{partition_key(f'checks/{table}', partition_date)}/result.json"
+    return catalog.check_result(table, partition_date)
 
 
 def docs_prefix(table: str, partition_date: date) -> str:
-    return f"{partition_key(f'checks/{table}', partition_date)}/data_docs"
+    return catalog.partition_file(catalog.checks(table), partition_date, catalog.DATA_DOCS)
+
+
+def _fallback(explicit: bool | None) -> bool:
+    """A reader's explicit choice, else the configured rule for every reader of validated data."""
+    if explicit is not None:
+        return explicit
+    from callcast.settings import get_settings
+
+    return get_settings().checks.fallback_to_last_good
 
 
 def read_check_result(lake: Lake, table: str, partition_date: date) -> dict[str, Any] | None:
@@ -37,10 +47,10 @@ def read_check_result(lake: Lake, table: str, partition_date: date) -> dict[str,
 
 def _previous_rows(lake: Lake, table: str, partition_date: date, manifest: dict) -> int | None:
     """Rows of the previous partition when comparable (for an incremental table: not the first full load)."""
-    earlier = [d for d in lake.partitions(f"raw/{table}") if d < partition_date]
+    earlier = [d for d in lake.partitions(catalog.raw(table)) if d < partition_date]
     if not earlier:
         return None
-    previous = lake.read_manifest(f"raw/{table}", earlier[-1])
+    previous = lake.read_manifest(catalog.raw(table), earlier[-1])
     if manifest.get("mode") == "incremental" and not (previous.get("watermark") or {}).get("low"):
         return None  # the previous slice was the initial backfill: not a daily volume
     return previous.get("rows")
@@ -115,19 +125,24 @@ def require_validated(
     table: str,
     partition_date: date | None = None,
     *,
-    fallback_to_last_good: bool = False,
+    fallback_to_last_good: bool | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> date:
     """The raw partition date to use: ``partition_date`` (default: latest) if it passed its checks.
 
     Raises :class:`QuarantinedPartitionError` / :class:`PartitionNotValidatedError`; with
-    ``fallback_to_last_good`` returns the latest earlier good partition instead and logs that it did.
+    ``fallback_to_last_good`` (default: ``CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD``) returns the latest earlier
+    good partition instead and logs a warning that it did.
     """
     logger = logger or get_logger()
-    dates = lake.partitions(f"raw/{table}")
+    fallback_to_last_good = _fallback(fallback_to_last_good)
+    dates = lake.partitions(catalog.raw(table))
     if partition_date is None:
         if not dates:
-            lake.read_manifest(f"raw/{table}", date.today())  # raises PartitionNotFoundError with advice
+            raise PartitionNotFoundError(
+                f"No committed partition of {table} in {lake.describe(catalog.raw(table))}. "
+                "Run the export (callcast export) first."
+            )
         partition_date = dates[-1]
     problem = _verdict(lake, table, partition_date)
     if problem is None:
@@ -149,16 +164,17 @@ def require_validated_history(
     table: str,
     until: date | None = None,
     *,
-    fallback_to_last_good: bool = False,
+    fallback_to_last_good: bool | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> list[date]:
     """All raw partitions up to ``until`` (incremental tables are read as a history of slices).
 
     Refuses if any is quarantined or unvalidated; with ``fallback_to_last_good`` returns the slices before
-    the first bad one and logs that it did.
+    the first bad one and logs that it did (default: ``CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD``).
     """
     logger = logger or get_logger()
-    dates = [d for d in lake.partitions(f"raw/{table}") if until is None or d <= until]
+    fallback_to_last_good = _fallback(fallback_to_last_good)
+    dates = [d for d in lake.partitions(catalog.raw(table)) if until is None or d <= until]
     for i, d in enumerate(dates):
         problem = _verdict(lake, table, d)
         if problem is None:
@@ -222,7 +238,7 @@ def checks_markdown(results: list[dict[str, Any]]) -> str:
         )
     for r in results:
         if r["failed_expectations"]:
-            lines += ["", f"## {r['table']} dt={r['partition_date']}: {r['status']}"]
+            lines += ["", f"## {catalog.partition_label(r['table'], r['partition_date'])}: {r['status']}"]
             lines += [f"- **{f['severity']}** {f['details']}" for f in r["failed_expectations"]]
     if any(r["status"] == "failed" for r in results):
         lines += ["", "Failed partitions are quarantined: training, scoring and forecasting refuse them."]

@@ -48,23 +48,35 @@ def quiet_libraries(dask: bool = False) -> None:
 
 
 def load_demo_history(lake_url: str | None, as_of: date | None) -> tuple[pd.DataFrame, pd.DataFrame, date]:
-    """All committed ``raw/sales`` partitions up to ``as_of`` and the products snapshot of that date."""
+    """Every validated sales slice up to ``as_of`` and the validated products snapshot of that date.
+
+    Quarantined or unvalidated partitions are refused (or skipped with a warning, per
+    ``CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD``), as for every reader of the exports.
+    """
+    from callcast import catalog
     from callcast.errors import PartitionNotFoundError
     from callcast.lake import open_lake
     from callcast.settings import get_settings
+    from tasks.checks import require_validated, require_validated_history
 
-    lake = open_lake(get_settings(**({"lake_url": lake_url} if lake_url else {})))
-    dates = [d for d in lake.partitions("raw/sales") if as_of is None or d <= as_of]
+    lake = open_lake(get_settings(lake_url=lake_url))
+    sales_prefix, products_prefix = catalog.raw("sales"), catalog.raw("products")
+    dates = require_validated_history(lake, "sales", as_of)
     if not dates:
         raise PartitionNotFoundError(
-            f"No raw/sales partition in {lake.describe()}: run the export flow first, "
+            f"No exported sales in {lake.describe(sales_prefix)}: run the export flow first, "
             "or pass a sales CSV (--csv) to forecast your own data."
         )
-    sales = pd.concat([lake.read_csv("raw/sales", d, "sales.csv.gz") for d in dates], ignore_index=True)
-    products_date = lake.latest_partition("raw/products", on_or_before=dates[-1])
+    sales = pd.concat(
+        [lake.read_csv(sales_prefix, d, catalog.raw_file_name("sales")) for d in dates], ignore_index=True
+    )
+    products_date = lake.latest_partition(products_prefix, on_or_before=dates[-1])
     if products_date is None:
-        raise PartitionNotFoundError(f"No raw/products partition in {lake.describe()}: run the export first.")
-    products = lake.read_csv("raw/products", products_date, "products.csv.gz")
+        raise PartitionNotFoundError(
+            f"No exported products in {lake.describe(products_prefix)}: run the export first."
+        )
+    products_date = require_validated(lake, "products", products_date)
+    products = lake.read_csv(products_prefix, products_date, catalog.raw_file_name("products"))
     return sales.drop_duplicates("sale_id", keep="last"), products, dates[-1]
 
 
@@ -87,7 +99,7 @@ def prepare_series_task(
     else:
         sales, products, data_date = load_demo_history(lake_url, as_of)
         frame = prepare_demo_series(sales, products, freq, cfg)
-        source = "lake raw/sales"
+        source = "the lake's validated sales exports"
     if frame.empty:
         raise ValueError("No series to forecast: the sales history is empty after preparation.")
     history = work_dir / "history.parquet"

@@ -239,7 +239,7 @@ def called_contacts(lake: Lake, as_of: date, window_days: int) -> tuple[pd.DataF
     from tasks.checks import require_validated_history
     from tasks.scoring import read_contacts
 
-    days = require_validated_history(lake, "campaign_contacts", as_of, fallback_to_last_good=True)
+    days = require_validated_history(lake, "campaign_contacts", as_of)
     contacts = latest_contacts(read_contacts(lake, days))
     contacts["contact_date"] = pd.to_datetime(contacts["contact_date"])
     start = pd.Timestamp(as_of - timedelta(days=window_days))

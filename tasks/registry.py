@@ -185,7 +185,7 @@ def resolve(lake: Lake, model: str, alias_or_version: str) -> str:
     if alias_or_version not in aliases:
         raise UnknownAliasError(
             f"{model} has no {alias_or_version!r} alias (set: {', '.join(sorted(aliases)) or 'none'}). "
-            "Train and promote a model first: python -m flows.train_propensity"
+            "Train and promote a model first: callcast train"
         )
     return aliases[alias_or_version]
 

@@ -58,12 +58,9 @@ def read_validated_inputs(
         lake,
         "customers",
         lake.latest_partition(catalog.raw("customers"), as_of),
-        fallback_to_last_good=True,
         logger=log,
     )
-    contact_days = require_validated_history(
-        lake, "campaign_contacts", as_of, fallback_to_last_good=True, logger=log
-    )
+    contact_days = require_validated_history(lake, "campaign_contacts", as_of, logger=log)
     inputs = []
     customers = lake.read_csv(catalog.raw("customers"), customers_day, catalog.raw_file_name("customers"))
     inputs.append(_lineage(lake, catalog.raw("customers"), customers_day))

@@ -190,6 +190,7 @@ def _commit_validated_partition(lake, table: str, frame, day, status: str = "pas
 
     import pandas as pd
 
+    from callcast import catalog
     from callcast.csvio import RowEncoder, normalize_type
     from callcast.schema import metadata
     from tasks.checks import result_key
@@ -204,7 +205,7 @@ def _commit_validated_partition(lake, table: str, frame, day, status: str = "pas
         path = scratch / f"{table}.csv.gz"
         path.write_bytes(gzip.compress(text.encode("utf-8"), 1))
         manifest = lake.commit_partition(
-            f"raw/{table}",
+            catalog.raw(table),
             day,
             {path.name: path},
             {

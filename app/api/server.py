@@ -9,7 +9,7 @@ from callcast.errors import ConfigurationError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m callcast.api``: serve the champion with uvicorn on the configured host and port."""
+    """``callcast serve-api``: serve the champion with uvicorn on the configured host and port."""
     import argparse
     import os
 

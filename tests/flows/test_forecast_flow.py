@@ -3,11 +3,9 @@ isolated from the company's, the demo lake path."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -112,48 +110,32 @@ def test_byo_weekly_csv_on_dask_matches_local_run(
     assert arts and "seasonal naive" in arts[0].data
 
 
-def _commit_raw(lake, table: str, day: date, frame: pd.DataFrame, types: dict[str, str]) -> None:
-    path = Path(tempfile.mkdtemp()) / f"{table}.csv.gz"
-    out = frame.copy()
-    for col, kind in types.items():
-        if kind == "boolean":
-            out[col] = out[col].map({True: "true", False: "false"})
-    with gzip.open(path, "wt", newline="") as handle:
-        out.to_csv(handle, index=False)
-    lake.commit_partition(
-        f"raw/{table}", day, {f"{table}.csv.gz": path},
-        {"table": table, "rows": len(frame), "columns": [{"name": c, "type": types[c]} for c in frame.columns],
-         "mode": "incremental" if table == "sales" else "snapshot"},
-    )  # fmt: skip
-    path.unlink()
-
-
-def _demo_lake(sim: SalesSimConfig) -> None:
+def _demo_lake(sim: SalesSimConfig, commit) -> None:
+    """Two validated sales slices and a products snapshot, written with the export's own encoder."""
     from callcast.lake import open_lake
 
     lake = open_lake()
     cut = sim.start + timedelta(days=150)
-    sales_types = {"sale_id": "integer", "sale_date": "date", "store_id": "integer", "product_id": "integer",
-                   "quantity": "integer", "unit_price": "decimal(10,2)", "revenue": "decimal(12,2)",
-                   "on_promotion": "boolean", "is_holiday": "boolean"}  # fmt: skip
     first = pd.concat(iter_sales(sim, sim.start, cut), ignore_index=True)
     second = pd.concat(iter_sales(sim, cut, sim.end, first_sale_id=len(first) + 1), ignore_index=True)
-    _commit_raw(lake, "sales", cut - timedelta(days=1), first, sales_types)
-    _commit_raw(lake, "sales", sim.end - timedelta(days=1), second, sales_types)
-    prod_types = {"product_id": "integer", "name": "text", "category": "text", "unit_price": "decimal(10,2)",
-                  "launched_on": "date", "discontinued_on": "date"}  # fmt: skip
-    _commit_raw(lake, "products", sim.end - timedelta(days=1), make_products(sim), prod_types)
+    commit(lake, "sales", first, cut - timedelta(days=1))
+    commit(lake, "sales", second, sim.end - timedelta(days=1))
+    commit(lake, "products", make_products(sim), sim.end - timedelta(days=1))
 
 
 def test_demo_lake_daily_sales_then_byo_leaves_company_forecasts_identical(
-    prefect_harness, callcast_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness,
+    callcast_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    commit_validated_partition,
 ) -> None:
     from callcast.lake import open_lake
     from flows.forecast import forecast_sales
     from tasks.forecasting import read_forecasts
 
     sim = SalesSimConfig(n_stores=2, n_products=6, start=date(2024, 1, 1), n_days=200, seed=3)
-    _demo_lake(sim)
+    _demo_lake(sim, commit_validated_partition)
     mlflow_uri = f"sqlite:///{tmp_path / 'm.db'}"
     summary = forecast_sales(dask_workers=0, mlflow_tracking_uri=mlflow_uri)
     day = sim.end - timedelta(days=1)
