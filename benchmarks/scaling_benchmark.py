@@ -58,6 +58,27 @@ def _load() -> str:
     return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min), {os.cpu_count()} CPUs"
 
 
+_BURN = "import time; t = time.process_time(); x = sum(i * i for i in range(6_000_000)); print(time.process_time() - t)"
+
+
+def free_cores(n: int = 2) -> float:
+    """How many cores ``n`` CPU-bound processes got at once: ``n`` x (one alone's wall / their mean wall).
+
+    The machine is shared: a parallel speed-up cannot exceed the cores other jobs leave free.
+    """
+
+    def wall(k: int) -> float:
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", _BURN], stdout=subprocess.DEVNULL) for _ in range(k)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - t0
+
+    alone = min(wall(1) for _ in range(2))
+    together = min(wall(n) for _ in range(2))
+    return n * alone / together
+
+
 def _winner(outcomes: dict[str, tuple[dict[str, Any], float]]) -> str:
     """The candidate with the best selection AUC (the training's tie rule: the shorter name)."""
     return max(outcomes, key=lambda n: (outcomes[n][1], -len(n)))
@@ -102,6 +123,8 @@ def bench_search(
         f"{len(X):,} training-part rows ({len(table):,} labelled contacts); {_load()}",
         flush=True,
     )
+    cores = free_cores(workers)
+    print(f"  free cores now: {workers} CPU-bound processes at once ran like {cores:.2f} cores", flush=True)
     rows: dict[str, dict[str, Any]] = {}
 
     t0 = time.perf_counter()
@@ -178,7 +201,10 @@ def bench_search(
             f"| {label} | {row['wall']:.1f} s | {base['wall'] / row['wall']:.2f}x | {inside} | {span} | "
             f"{row.get('processes', 1)} | {row.get('trial_seconds', base['wall']):.1f} s |"
         )
-    print(_load())
+    after = free_cores(workers)
+    print(
+        f"free cores before / after: {cores:.2f} / {after:.2f} (the most a {workers}-worker speed-up can be); {_load()}"
+    )
     return rows
 
 
