@@ -191,3 +191,17 @@ def test_the_server_database_can_be_postgresql(tmp_path, tmp_path_factory, free_
         assert runs >= 1 and not (home / "prefect" / "prefect.db").exists()
     finally:
         _callcast(env, "stop")
+
+
+def test_serve_again_removes_a_schedule_prefect_yaml_no_longer_declares(server):
+    """`prefect deploy` keeps a schedule the file dropped (e.g. the old 05:45 checks); `serve` removes it."""
+    deployment = server.deployment("validate-exports")
+    server.api(
+        "POST",
+        f"/deployments/{deployment['id']}/schedules",
+        [{"schedule": {"cron": "45 5 * * *", "timezone": "Europe/Lisbon"}, "active": True}],
+    )
+    assert len(server.deployment("validate-exports")["schedules"]) == 1
+    server.cli("serve", timeout=600)
+    assert server.deployment("validate-exports")["schedules"] == []
+    assert [s["schedule"]["cron"] for s in server.deployment("daily-export")["schedules"]] == ["0 5 * * *"]
