@@ -455,7 +455,7 @@ def monitor_propensity(
         catalog.monitoring(MODEL),
         partition_date,
         files,
-        {"table": f"monitoring/{MODEL}", "rows": rows, "model_version": info["version"], "source": "monitoring",
+        {"table": catalog.monitoring(MODEL), "rows": rows, "model_version": info["version"], "source": "monitoring",
          "drift_detected": verdict.drift_detected, "code_version": code_version()},
     )  # fmt: skip
     location = lake.describe(lake.data_file(catalog.monitoring(MODEL), partition_date, DRIFT_HTML))
@@ -543,7 +543,7 @@ def monitor_forecasts(lake: Lake, partition_date: date, settings, workdir: Path)
         prefix,
         partition_date,
         files,
-        {"table": f"monitoring/{FORECAST_MODEL}", "rows": len(groups), "source": "monitoring",
+        {"table": prefix, "rows": len(groups), "source": "monitoring",
          "drift_detected": verdict.drift_detected, "code_version": code_version()},
     )  # fmt: skip
     location = lake.describe(lake.data_file(prefix, partition_date, DRIFT_HTML))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +50,46 @@ def test_every_command_has_help():
         text = sub.format_help()
         assert text.startswith(f"usage: callcast {name}"), name
         assert (sub.description or "").strip(), f"`callcast {name}` has no description"
+
+
+LAKE_PATH = re.compile(
+    r"(?<![A-Za-z0-9_])(raw|checks|call_lists|forecasts|monitoring|analytics|registry)/|(?<![A-Za-z0-9_])dt="
+)
+PRODUCTION = ["app", "deployments", "flows", "tasks", "models", "data_checks", "callcast", "demo_company"]
+
+
+def _string_literals(path: Path) -> list[tuple[int, str]]:
+    """String constants of a module (f-string parts included), docstrings excluded."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_no_lake_path_is_spelled_outside_the_catalog():
+    """Every lake key comes from callcast/catalog.py: no other module writes raw/, checks/, dt=, …"""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}"
+        for package in PRODUCTION
+        for path in (ROOT / package).rglob("*.py")
+        if path != ROOT / "callcast" / "catalog.py"
+        for line, text in _string_literals(path)
+        if LAKE_PATH.search(text)
+    ]
+    assert not found, "lake paths spelled outside the catalog:\n" + "\n".join(found)
+
+
+def test_the_path_check_can_fail(tmp_path):
+    sample = tmp_path / "m.py"
+    sample.write_text('"""Docstrings may say raw/<table>/dt=…"""\nKEY = f"raw/{1}"\nLABEL = "x dt=2"\n')
+    assert sorted(t for _, t in _string_literals(sample) if LAKE_PATH.search(t)) == ["raw/", "x dt=2"]
