@@ -57,7 +57,7 @@ stop: ## Stop the Prefect server and worker that `make serve` started (by PID; n
 	@if [ -x .venv/bin/callcast ]; then .venv/bin/callcast stop; else echo "nothing to stop (no .venv)"; fi
 
 status: venv ## Is the local Prefect server / worker running, and where is the UI
-	.venv/bin/callcast status
+	@.venv/bin/callcast status || true
 
 serve-api: venv ## Serve the champion over HTTP on 127.0.0.1:8765 (CALLCAST_API__* to change)
 	.venv/bin/callcast serve-api
