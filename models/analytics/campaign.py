@@ -284,7 +284,8 @@ def call_list_lift(lists: pd.DataFrame, contacts: pd.DataFrame, window_days: int
     totals = np.zeros(6)
     for (list_date, call_date), group in lists.groupby(["list_date", "call_date"], sort=True):
         window = attributed[attributed["list_date"].astype(str) == str(list_date)]
-        mine, other = window[window["listed"]], window[~window["listed"]]
+        listed = window["listed"].to_numpy(dtype=bool)  # an empty object column would select columns
+        mine, other = window.loc[listed], window.loc[~listed]
         counts = np.array([
             mine["known"].sum(), (~mine["known"]).sum(), mine["sale"].sum(),
             other["known"].sum(), other["sale"].sum(), len(group),

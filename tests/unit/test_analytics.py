@@ -528,3 +528,18 @@ def test_campaign_without_known_outcomes_is_refused_in_words(tmp_path: Path):
     contacts = make_contacts([1, 2], y=[None, None])
     with pytest.raises(ValueError, match="No contact with a known outcome"):
         campaign_analysis(make_customers(2), contacts, None, AnalyticsSettings(), tmp_path, AS_OF)
+
+
+def test_call_list_lift_with_no_contacts_since_the_list_is_zero_not_a_crash():
+    """The first morning of a list (the demo's state): no call made yet counts nothing, and says so."""
+    call_day = date(2024, 6, 3)
+    lists = pd.DataFrame(
+        {"list_date": "2024-06-02", "call_date": call_day.isoformat(), "customer_id": [1, 2, 3]}
+    )
+    history = make_contacts(np.array([1, 2, 3]), contact_date=[call_day - timedelta(days=40)] * 3, y="no")
+    history["contact_id"] = np.arange(1, 4)
+    table = cp.call_list_lift(lists, history, window_days=14)
+    (row,) = table.to_dict("records")
+    assert row["list_date"] == "2024-06-02"
+    numbers = [v for v in row.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+    assert any(v == 3 for v in numbers) and all(np.isnan(v) or v in (0, 3) for v in numbers)
