@@ -380,7 +380,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if args.reseed or (database_file is not None and not database_file.exists()):
         if database_file is not None:
             database_file.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[1/3] Building the demo company database ({args.size}) ...", flush=True)
+        print(f"[1/4] Building the demo company database ({args.size}) ...", flush=True)
         engine = make_engine(url)
         try:
             build_demo_database(
@@ -392,8 +392,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         finally:
             engine.dispose()
     else:
-        print("[1/3] Demo database already there (use --reseed to rebuild it)", flush=True)
-    print("[2/3] Connecting to the Prefect API (runs are visible in the UI) ...", flush=True)
+        print("[1/4] Demo database already there (use --reseed to rebuild it)", flush=True)
+    print("[2/4] Connecting to the Prefect API (runs are visible in the UI) ...", flush=True)
     with_prefect_api()
     from flows.pipeline import daily_pipeline
 
