@@ -119,7 +119,9 @@ def quiet_terminal(verbose: bool) -> None:
     ]
     for logger in loggers:
         for handler in logger.handlers:
-            terminal = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            terminal = isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            )
             if terminal and not any(isinstance(f, EngineChatter) for f in handler.filters):
                 handler.addFilter(EngineChatter())
 
