@@ -171,6 +171,11 @@ def analytics(name: str) -> str:
     return f"analytics/{safe_name(name)}"
 
 
+def probe(name: str) -> str:
+    """A throwaway object a writer puts and removes to prove the lake is writable."""
+    return f"_probe/{safe_name(name)}"
+
+
 def state(name: str) -> str:
     """A small status document (e.g. the company state shown in the UI)."""
     return f"state/{safe_name(name)}.json"

@@ -19,19 +19,28 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from prefect import task
+from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from callcast import catalog
 from callcast.csvio import NulCharacterError, RowEncoder, normalize_type
-from callcast.database import explain_database_error, mask_secrets, masked_url, reflect_table
+from callcast.database import (
+    connect_check,
+    explain_database_error,
+    mask_secrets,
+    masked_url,
+    reflect_table,
+    resolve_tables,
+    source_engine,
+)
 from callcast.errors import (
     CallcastError,
     ConfigurationError,
@@ -39,8 +48,9 @@ from callcast.errors import (
     SourceDatabaseError,
     TransientError,
 )
-from callcast.lake import Lake, utc_now_iso
+from callcast.lake import Lake, open_lake, utc_now_iso
 from callcast.runtime import code_version, get_logger
+from callcast.settings import get_settings
 from callcast.storage import explain_oserror, fault_point, is_permanent_oserror
 
 ProgressCallback = Callable[[int, float], None]
@@ -939,3 +949,55 @@ def export_table_task(table_name: str, partition_date: date, lake_url: str | Non
         )
     finally:
         engine.dispose()
+
+
+# -- the flow's first and last steps ----------------------------------------------------------------------
+
+
+def check_lake_writable(lake_url: str | None) -> str:
+    """Write and remove a probe object, so an unwritable lake fails before any export starts."""
+    lake = open_lake(get_settings(lake_url=lake_url))
+    probe = catalog.probe(f"{os.getpid()}-{datetime.now(UTC).timestamp()}")
+    lake.storage.put_bytes(probe, b"ok")
+    lake.storage.delete(probe)
+    return lake.describe()
+
+
+@task(name="preflight", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2))
+def preflight(tables: list[str] | None, lake_url: str | None) -> list[str]:
+    """Check the database and the lake answer, and resolve the table list from the catalog."""
+    settings = get_settings()
+    engine = source_engine(settings.resolved_database_url())  # a missing SQLite file is refused, not created
+    try:
+        connect_check(engine)
+        resolved = resolve_tables(engine, tables or settings.export.tables, exclude=settings.export.exclude)
+        source = masked_url(engine.url)
+    finally:
+        engine.dispose()
+    where = check_lake_writable(lake_url)
+    get_logger().info("Exporting %d table(s) from %s to %s", len(resolved), source, where)
+    return resolved
+
+
+def announce(manifest: dict[str, Any]) -> None:
+    """Emit ``callcast.export.completed`` for one table with the manifest's summary."""
+    emit_event(
+        event="callcast.export.completed",
+        resource={
+            "prefect.resource.id": f"callcast.table.{manifest['table']}",
+            "prefect.resource.name": manifest["table"],
+        },
+        payload={
+            key: manifest.get(key)
+            for key in (
+                "table",
+                "partition_date",
+                "rows",
+                "bytes",
+                "sha256",
+                "mode",
+                "watermark",
+                "code_version",
+            )
+        },
+    )

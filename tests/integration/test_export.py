@@ -400,9 +400,9 @@ def test_export_flow_end_to_end_with_events_and_artifact(prefect_harness, callca
     build_demo_database(engine, size="tiny", seed=5)
     engine.dispose()
     emitted = []
-    import flows.export as flow_module
+    import tasks.export as task_module
 
-    monkeypatch.setattr(flow_module, "emit_event", lambda **kwargs: emitted.append(kwargs))
+    monkeypatch.setattr(task_module, "emit_event", lambda **kwargs: emitted.append(kwargs))
 
     manifests = daily_export(partition_date=DAY1)
 
