@@ -75,8 +75,8 @@ class ChecksConfig(BaseModel):
     )
     sensitive_columns: list[str] = Field(default=["name", "phone"], description="Masked in sample rows.")
     fallback_to_last_good: bool = Field(
-        True,
-        description="Training, forecasting, monitoring and analytics read the last good partition (with a "
-        "warning naming the quarantined one) instead of refusing; false makes them refuse. The call list has its "
-        "own, stricter rule (CALLCAST_SCORING__FALLBACK_TO_LAST_GOOD).",
+        False,
+        description="A quarantined or unvalidated partition blocks training, forecasting, monitoring and "
+        "analytics; true lets them read the last good partition instead (with a warning naming the bad one). "
+        "The call list has its own rule (CALLCAST_SCORING__FALLBACK_TO_LAST_GOOD).",
     )

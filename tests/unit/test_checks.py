@@ -61,11 +61,12 @@ def test_guard_refuses_quarantined_and_unvalidated_history(tmp_path, monkeypatch
 
     d1, d2, d3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
     lake = _lake_with(tmp_path, {d1: "passed", d2: "failed", d3: None})
-    # the configured rule (default: fall back, loudly) ...
+    # CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD=true lets every reader fall back (loudly) ...
+    monkeypatch.setenv("CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD", "true")
     assert require_validated(lake, "sales", d2) == d1
     assert require_validated_history(lake, "sales") == [d1]
-    # ... and CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD=false makes every reader refuse
-    monkeypatch.setenv("CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD", "false")
+    # ... and by default a bad partition blocks what reads it
+    monkeypatch.delenv("CALLCAST_CHECKS__FALLBACK_TO_LAST_GOOD")
     with pytest.raises(
         QuarantinedPartitionError, match=r"sales partition 2024-01-02 is quarantined.*quantity"
     ):
