@@ -141,6 +141,7 @@ def collect_search_task(
         "trials": len(trials),
         "candidates": len(outcomes),
         "processes": len({t["pid"] for t in trials}),
+        "pids": sorted({t["pid"] for t in trials}),
         "wall_seconds": wall_seconds,
         "trial_seconds": busy,
         # first trial start to last trial end: the wall time minus this is start-up (cluster, imports) and hand-over

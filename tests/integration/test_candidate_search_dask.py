@@ -8,6 +8,7 @@ workers, and every trial must be an MLflow run nested under the search's run.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import numpy as np
@@ -110,3 +111,81 @@ def test_dask_candidate_search_trains_the_serial_model(
     ]
     chosen = next(c for c in b["candidates"] if c["name"] == b["candidate"])
     assert abs(winner_runs[0].data.metrics["selection_auc"] - chosen["selection_auc"]) <= TOL
+
+
+def test_search_on_the_cluster_named_by_callcast_dask_address_equals_the_serial_search(
+    prefect_harness, callcast_home, tmp_path, free_port, monkeypatch
+):
+    """A separately started `dask scheduler` / `dask worker` (the big company's cluster) gives the same choice."""
+    import pickle
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from callcast.runtime import prefect_worker_environment
+    from callcast.settings import get_settings
+    from flows.candidate_search import search_candidates
+    from models.propensity.config import PropensityConfig
+    from models.propensity.features import build_training_table
+    from models.propensity.training import search_candidate, training_part
+    from tasks.candidate_search import search_runner
+
+    config = PropensityConfig()
+    bank = load_bank_full().iloc[::15].reset_index(drop=True)
+    table = build_training_table(*bank_tables(seed=9, bank=bank))
+    path = tmp_path / "training_table.pkl"
+    table.to_pickle(path)
+    X, y, dates = training_part(table, config)
+    serial = {
+        c.name: search_candidate(c, X, y, dates, config, "quick") for c in config.candidates_for("quick")
+    }
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = free_port()
+    env = {**os.environ, **prefect_worker_environment()}
+    log = open(tmp_path / "dask.log", "w")  # noqa: SIM115 - closed after the processes
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        import socket
+
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.3)
+        worker = subprocess.Popen(
+            [dask, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2", "--nthreads", "1",
+             "--no-dashboard", "--host", "127.0.0.1"],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        monkeypatch.setenv("CALLCAST_DASK_ADDRESS", f"tcp://127.0.0.1:{port}")
+        runner, label = search_runner(get_settings(), "quick")  # the address alone puts the search on Dask
+        assert label == f"dask tcp://127.0.0.1:{port}"
+        summary = search_candidates.with_options(task_runner=runner)(
+            str(path), str(tmp_path), "quick", config, None, label
+        )
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        log.close()
+    outcomes = pickle.loads(Path(summary["path"]).read_bytes())
+    assert outcomes.keys() == serial.keys()
+    for name, (params, score, windows, tried) in serial.items():
+        o = outcomes[name]
+        assert (o.params, o.n_tried) == (params, tried)
+        assert abs(o.selection_auc - score) <= TOL
+        _close(o.selection_windows, windows, name)
+    assert summary["trials"] == sum(t for *_, t in serial.values())
+    assert os.getpid() not in summary["pids"], "the trials ran in the flow's process, not on the cluster"
