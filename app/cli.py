@@ -273,7 +273,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     with_prefect_api()
     from flows.train_propensity import train_propensity
 
-    train_propensity(profile=args.profile, as_of=args.as_of, lake_url=args.lake)
+    train_propensity(profile=args.profile, as_of=args.as_of, lake_url=args.lake, use_dask=args.dask)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -588,6 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="candidate search profile (large: more candidates and trials, on Dask)",
     )
     train.add_argument("--as-of", type=iso_date, help="use exports up to this date (default: latest)")
+    train.add_argument(
+        "--dask",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the candidate search on Dask (default: when CALLCAST_DASK_ADDRESS is set or --profile large)",
+    )
     lake_option(train)
 
     score = command("score", "build the call list from the champion", cmd_score)

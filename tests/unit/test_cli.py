@@ -93,3 +93,14 @@ def test_a_future_date_is_refused_before_anything_starts(command, monkeypatch, c
     assert cli.main([command, "--date", "2099-01-01"]) == 2
     err = capsys.readouterr().err
     assert "2099-01-01" in err and "after today" in err and not started
+
+
+@pytest.mark.parametrize("flag, expected", [([], None), (["--dask"], True), (["--no-dask"], False)])
+def test_train_dask_choice_reaches_the_flow(flag, expected, monkeypatch):
+    import flows.train_propensity
+
+    seen = {}
+    monkeypatch.setattr(cli, "with_prefect_api", lambda: None)
+    monkeypatch.setattr(flows.train_propensity, "train_propensity", lambda **kwargs: seen.update(kwargs))
+    assert cli.main(["train", "--profile", "large", *flag]) == 0
+    assert seen["use_dask"] is expected and seen["profile"] == "large"
