@@ -620,6 +620,7 @@ def test_a_flow_run_keeps_the_password_out_of_prefects_database(
 
 def test_downstream_readers_refuse_a_raw_file_that_does_not_match_its_manifest(tmp_path):
     """Checks and forecasting (like training and scoring) read through the lake: a tampered export is refused."""
+    from callcast.catalog import check_result
     from tasks.checks import validate_raw_partition
     from tasks.forecasting import load_demo_history
 
@@ -632,8 +633,19 @@ def test_downstream_readers_refuse_a_raw_file_that_does_not_match_its_manifest(t
         path = tmp_path / f"{table}.csv.gz"
         path.write_bytes(gzip.compress(f"{header}\n{row}\n".encode()))
         lake.commit_partition(f"raw/{table}", DAY, {path.name: path}, {"table": table, "rows": 1})
+        lake.write_json(  # validated when it was exported ...
+            check_result(table, DAY),
+            {
+                "table": table,
+                "partition_date": DAY.isoformat(),
+                "status": "passed",
+                "failed_expectations": [],
+            },
+        )
         stored = lake.storage.local_path(lake.data_file(f"raw/{table}", DAY, path.name))
-        stored.write_bytes(gzip.compress(f"{header}\n{row.replace('1', '2', 1)}\n".encode()))  # tampered
+        stored.write_bytes(
+            gzip.compress(f"{header}\n{row.replace('1', '2', 1)}\n".encode())
+        )  # ... then tampered
     with pytest.raises(StorageError, match="manifest records"):
         validate_raw_partition(lake, "sales", DAY)
     with pytest.raises(StorageError, match="manifest records"):
