@@ -120,8 +120,25 @@ def alive(record: dict[str, Any] | None) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
+    if _exited(pid):
+        return False
     cmdline = _cmdline(pid)
     return not cmdline or record.get("match", "prefect") in cmdline  # no /proc: trust the signal probe
+
+
+def _exited(pid: int) -> bool:
+    """A process that has exited but was not reaped yet (a zombie still answers the signal probe)."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it if it is done
+        if reaped == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
 
 
 def read_pid(path: Path) -> dict[str, Any] | None:
